@@ -1,0 +1,102 @@
+// Package events defines the facts Chronolog records, their versioned wire
+// names and the JSON envelope they are stored in. Events are never edited:
+// a new field is an additive change within a version; anything else is a new
+// version with a new wire name. Each type has a JSON Schema in schemas/events.
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/eventstore"
+)
+
+// Envelope is the stored form of every event. Its JSON bytes are stored
+// byte-exact and every later hash is taken over them.
+type Envelope struct {
+	Type       string          `json:"type"`
+	ID         string          `json:"id"`
+	Stream     string          `json:"stream"`
+	RecordedAt time.Time       `json:"recordedAt"`
+	Data       json.RawMessage `json:"data"`
+	Metadata   Metadata        `json:"metadata"`
+}
+
+// Metadata ties an event to the request and the node that produced it.
+type Metadata struct {
+	CorrelationID string `json:"correlationId,omitempty"`
+	Node          string `json:"node,omitempty"`
+	Service       string `json:"service,omitempty"`
+}
+
+// Event is implemented by every event payload type.
+type Event interface {
+	// EventType is the versioned wire name, e.g. "TimestampIssued.v1".
+	EventType() string
+}
+
+// Encode wraps e in an envelope and returns it ready to append. id comes from
+// the caller (a UUIDv7 source) and recordedAt from the caller's clock: the
+// domain takes neither from the machine.
+func Encode(id, stream string, recordedAt time.Time, meta Metadata, e Event) (eventstore.EventData, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return eventstore.EventData{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
+	}
+	env := Envelope{
+		Type:       e.EventType(),
+		ID:         id,
+		Stream:     stream,
+		RecordedAt: recordedAt.UTC(),
+		Data:       data,
+		Metadata:   meta,
+	}
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return eventstore.EventData{}, fmt.Errorf("encode envelope of %s: %w", e.EventType(), err)
+	}
+	return eventstore.EventData{ID: id, Type: env.Type, Payload: payload}, nil
+}
+
+// Decode parses a stored envelope and its data into the registered type.
+func Decode(payload []byte) (Envelope, Event, error) {
+	var env Envelope
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return Envelope{}, nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	mk, ok := registry[env.Type]
+	if !ok {
+		return env, nil, fmt.Errorf("decode %s: unknown event type", env.Type)
+	}
+	e := mk()
+	if err := json.Unmarshal(env.Data, e); err != nil {
+		return env, nil, fmt.Errorf("decode %s: %w", env.Type, err)
+	}
+	return env, e, nil
+}
+
+// registry maps each wire name to a constructor of its payload.
+var registry = map[string]func() Event{
+	TypeTimestampRequested: func() Event { return &TimestampRequested{} },
+	TypeFilterDecided:      func() Event { return &FilterDecided{} },
+	TypeTimestampIssued:    func() Event { return &TimestampIssued{} },
+	TypeTimestampRejected:  func() Event { return &TimestampRejected{} },
+}
+
+// Types lists every registered wire name (for schema checks).
+func Types() []string {
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	return out
+}
+
+// New returns an empty payload of the registered type, or nil.
+func New(eventType string) Event {
+	if mk, ok := registry[eventType]; ok {
+		return mk()
+	}
+	return nil
+}

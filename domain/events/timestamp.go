@@ -1,0 +1,86 @@
+package events
+
+import "time"
+
+// Wire names of the timestamp request events.
+const (
+	TypeTimestampRequested = "TimestampRequested.v1"
+	TypeFilterDecided      = "FilterDecided.v1"
+	TypeTimestampIssued    = "TimestampIssued.v1"
+	TypeTimestampRejected  = "TimestampRejected.v1"
+)
+
+// RequestStream names the stream holding one request's events.
+func RequestStream(serialHex string) string { return "tsr-" + serialHex }
+
+// TimestampRequested records a request as it arrived, parsed or not. A body
+// that could not be parsed is still recorded by its hash and size.
+type TimestampRequested struct {
+	// Serial is the serial number reserved for this request (hex, no 0x).
+	Serial      string    `json:"serial"`
+	Service     string    `json:"service"`
+	Path        string    `json:"path"`
+	Method      string    `json:"method"`
+	ContentType string    `json:"contentType,omitempty"`
+	Source      string    `json:"source"`
+	ReceivedAt  time.Time `json:"receivedAt"`
+	// BodySHA256 is the hex SHA-256 of the body as received (of the part
+	// read, when the body exceeded the limit).
+	BodySHA256 string `json:"bodySha256"`
+	BodySize   int64  `json:"bodySize"`
+	// Parsed is false when the body was not a valid TimeStampReq; the
+	// fields below are then empty.
+	Parsed        bool   `json:"parsed"`
+	HashAlgorithm string `json:"hashAlgorithm,omitempty"`
+	HashedMessage string `json:"hashedMessage,omitempty"`
+	// Nonce is the hex of the nonce INTEGER's content octets, as sent.
+	Nonce     string `json:"nonce,omitempty"`
+	ReqPolicy string `json:"reqPolicy,omitempty"`
+	CertReq   bool   `json:"certReq"`
+}
+
+func (TimestampRequested) EventType() string { return TypeTimestampRequested }
+
+// Verdicts of a filter.
+const (
+	VerdictAccepted = "accepted"
+	VerdictRejected = "rejected"
+)
+
+// FilterDecided records one check made on a request.
+type FilterDecided struct {
+	Serial  string `json:"serial"`
+	Filter  string `json:"filter"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
+	// FailInfo names the RFC 3161 failure bit when Verdict is rejected.
+	FailInfo string `json:"failInfo,omitempty"`
+}
+
+func (FilterDecided) EventType() string { return TypeFilterDecided }
+
+// TimestampIssued records a granted token. Token is the DER ContentInfo
+// exactly as sent (base64 in JSON).
+type TimestampIssued struct {
+	Serial  string    `json:"serial"`
+	GenTime time.Time `json:"genTime"`
+	Policy  string    `json:"policy"`
+	// Signer is the hex SHA-256 of the TSA certificate's DER.
+	Signer string `json:"signer"`
+	Token  []byte `json:"token"`
+}
+
+func (TimestampIssued) EventType() string { return TypeTimestampIssued }
+
+// TimestampRejected records a refused request: a TSP rejection (Status and
+// FailInfo set, HTTPStatus 200) or a transport refusal (HTTPStatus 405, 413
+// or 415, no FailInfo).
+type TimestampRejected struct {
+	Serial     string `json:"serial"`
+	Status     string `json:"status"`
+	FailInfo   string `json:"failInfo,omitempty"`
+	Reason     string `json:"reason"`
+	HTTPStatus int    `json:"httpStatus"`
+}
+
+func (TimestampRejected) EventType() string { return TypeTimestampRejected }
