@@ -1,0 +1,178 @@
+// Package httpapi serves RFC 3161 over HTTP (RFC 3161 §3.4).
+//
+// Every TSP answer, granted or rejected, is HTTP 200 with a TimeStampResp:
+// real clients (osslsigncode, jarsigner) drop the PKIStatus of any 4xx/5xx.
+// HTTP errors are kept for transport problems only: 405 for a method other
+// than POST, 415 for another content type, 413 for a body over the limit.
+// Those refusals are recorded too.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/tsa"
+)
+
+// Media types of RFC 3161 §3.4.
+const (
+	QueryType = "application/timestamp-query"
+	ReplyType = "application/timestamp-reply"
+)
+
+// DefaultMaxBody is the body limit when Config leaves it zero. A
+// TimeStampReq with a SHA-512 imprint, a long nonce and a policy is under
+// 200 bytes; 64 KiB leaves room for extensions we reject with a TSP answer.
+const DefaultMaxBody = 64 << 10
+
+// Service is one timestamp service as the transport sees it.
+type Service interface {
+	Name() string
+	Handle(ctx context.Context, r tsa.Request) tsa.Reply
+	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+}
+
+// Config describes the HTTP surface.
+type Config struct {
+	// Routes maps a URL path (e.g. "/tsa") to the service answering on it.
+	Routes map[string]Service
+	// MaxBody is the request body limit in bytes; zero means DefaultMaxBody.
+	MaxBody int64
+	// RequestTimeout bounds the handling of one request, the wait for its
+	// events to be durable included; zero means 5 s. When it passes, any
+	// token is discarded and the client gets systemFailure.
+	RequestTimeout time.Duration
+	Log            *slog.Logger
+}
+
+// Handler is the TSA's HTTP handler.
+type Handler struct {
+	cfg     Config
+	mux     *http.ServeMux
+	metrics metrics
+}
+
+type metrics struct {
+	granted, rejected, refused, unrecorded atomic.Uint64
+}
+
+// New validates cfg and returns the handler.
+func New(cfg Config) (*Handler, error) {
+	if len(cfg.Routes) == 0 {
+		return nil, errors.New("httpapi: no timestamp service routes")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	for path, svc := range cfg.Routes {
+		if path == "" || path[0] != '/' {
+			return nil, fmt.Errorf("httpapi: route %q must start with /", path)
+		}
+		h.mux.Handle(path, h.timestamp(svc))
+	}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	h.mux.HandleFunc("GET /metrics", h.serveMetrics)
+	return h, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) timestamp(svc Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := tsa.Request{
+			Method:      r.Method,
+			Path:        r.URL.Path,
+			ContentType: r.Header.Get("Content-Type"),
+			Source:      r.RemoteAddr,
+			BodySize:    r.ContentLength,
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			h.refuse(w, r, svc, req, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed: POST a "+QueryType)
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(req.ContentType); err != nil || mt != QueryType {
+			h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBody+1))
+		req.Body = body
+		if err != nil {
+			// The client went away or sent a broken body: nothing can be
+			// answered, but what arrived is recorded.
+			req.BodySize = int64(len(body))
+			h.refuse(w, r, svc, req, http.StatusBadRequest, "body could not be read: "+err.Error())
+			return
+		}
+		if int64(len(body)) > h.cfg.MaxBody {
+			if req.BodySize < int64(len(body)) {
+				req.BodySize = int64(len(body))
+			}
+			w.Header().Set("Connection", "close")
+			h.refuse(w, r, svc, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody))
+			return
+		}
+		req.BodySize = int64(len(body))
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+		reply := svc.Handle(ctx, req)
+		cancel()
+		h.count(reply)
+		w.Header().Set("Content-Type", ReplyType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(reply.Body)))
+		w.WriteHeader(reply.HTTPStatus)
+		w.Write(reply.Body)
+	})
+}
+
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, svc Service, req tsa.Request, status int, reason string) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+	defer cancel()
+	reply := svc.Refuse(ctx, req, status, reason)
+	h.metrics.refused.Add(1)
+	if !reply.Recorded {
+		h.metrics.unrecorded.Add(1)
+	}
+	http.Error(w, reason, status)
+}
+
+func (h *Handler) count(reply tsa.Reply) {
+	switch {
+	case reply.Granted:
+		h.metrics.granted.Add(1)
+	default:
+		h.metrics.rejected.Add(1)
+	}
+	if !reply.Recorded {
+		h.metrics.unrecorded.Add(1)
+	}
+}
+
+func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP chronolog_timestamps_total Timestamp requests answered, by outcome.\n")
+	fmt.Fprintf(w, "# TYPE chronolog_timestamps_total counter\n")
+	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"granted\"} %d\n", h.metrics.granted.Load())
+	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"rejected\"} %d\n", h.metrics.rejected.Load())
+	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"refused\"} %d\n", h.metrics.refused.Load())
+	fmt.Fprintf(w, "# HELP chronolog_unrecorded_total Answers whose events could not be made durable (no token left).\n")
+	fmt.Fprintf(w, "# TYPE chronolog_unrecorded_total counter\n")
+	fmt.Fprintf(w, "chronolog_unrecorded_total %d\n", h.metrics.unrecorded.Load())
+}

@@ -1,0 +1,43 @@
+// Command tsactl is Chronolog's client and operator tool, one file per
+// subcommand.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: tsactl <command> [flags]
+
+commands:
+  request FILE   make a TimeStampReq for FILE, send it, save the reply
+  verify         check a reply against the data or the query and a CA
+  bench          load a TSA and print tokens/s, latency percentiles and errors
+
+Run 'tsactl <command> -h' for its flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmds := map[string]func([]string) error{
+		"request": runRequest,
+		"verify":  runVerify,
+		"bench":   runBench,
+	}
+	cmd, ok := cmds[os.Args[1]]
+	if !ok {
+		if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
+			fmt.Print(usage)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "tsactl: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err := cmd(os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tsactl:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/asn1"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// DevPolicy is the TSA policy of development servers: an arc under IANA's
+// example enterprise number (RFC 5612), so it can never be mistaken for a
+// production policy.
+var DevPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 3161, 1}
+
+// serverFlags are the flags dev and serve share.
+type serverFlags struct {
+	addr, data, path, node string
+	policy, accepted       string
+	hashes                 string
+	accuracy               time.Duration
+	precision              time.Duration
+	maxBody                int64
+	tsaName                bool
+	shutdown               time.Duration
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:3180", "listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&f.data, "data", "data", "data directory (event store, development PKI)")
+	fs.StringVar(&f.path, "path", "/tsa", "URL path of the timestamp service")
+	fs.StringVar(&f.node, "node", host, "node name recorded in event metadata")
+	fs.StringVar(&f.policy, "policy", DevPolicy.String(), "default TSA policy OID")
+	fs.StringVar(&f.accepted, "accept-policies", "", "comma-separated further policy OIDs a request may ask for")
+	fs.StringVar(&f.hashes, "hashes", "sha256,sha384,sha512,sha3-256,sha3-384,sha3-512", "comma-separated message-imprint hash allow-list (add sha1 only if you must)")
+	fs.DurationVar(&f.accuracy, "accuracy", time.Second, "declared accuracy put in every token (0 omits it)")
+	fs.DurationVar(&f.precision, "precision", time.Microsecond, "genTime precision")
+	fs.Int64Var(&f.maxBody, "max-body", 64<<10, "request body limit in bytes")
+	fs.BoolVar(&f.tsaName, "tsa-name", false, "put the certificate subject in TSTInfo.tsa")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+}
+
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("policy %q is not a dotted OID", s)
+	}
+	oid := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("policy %q is not a dotted OID", s)
+		}
+		oid[i] = n
+	}
+	return oid, nil
+}
+
+func parseOIDs(s string) ([]asn1.ObjectIdentifier, error) {
+	var out []asn1.ObjectIdentifier
+	for _, p := range strings.Split(s, ",") {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		oid, err := parseOID(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, oid)
+	}
+	return out, nil
+}
+
+func parseHashes(s string) ([]rfc3161.HashAlgorithm, error) {
+	var out []rfc3161.HashAlgorithm
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		h, ok := rfc3161.HashByName(p)
+		if !ok {
+			return nil, fmt.Errorf("unknown hash %q", p)
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("hash allow-list is empty")
+	}
+	return out, nil
+}
+
+// accuracyOf splits a duration into the TSTInfo accuracy fields.
+func accuracyOf(d time.Duration) *rfc3161.Accuracy {
+	if d <= 0 {
+		return nil
+	}
+	return &rfc3161.Accuracy{
+		Seconds: int(d / time.Second),
+		Millis:  int(d % time.Second / time.Millisecond),
+		Micros:  int(d % time.Millisecond / time.Microsecond),
+	}
+}

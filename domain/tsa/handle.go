@@ -1,0 +1,275 @@
+package tsa
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/filter"
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// Request is a timestamp request as the transport received it.
+type Request struct {
+	Body        []byte
+	Method      string
+	Path        string
+	ContentType string
+	Source      string
+	// BodySize is the size the client sent; larger than len(Body) when the
+	// transport stopped reading at its limit.
+	BodySize int64
+	// CorrelationID ties the events to the transport's logs.
+	CorrelationID string
+}
+
+// Reply is what the transport sends back.
+type Reply struct {
+	// HTTPStatus is 200 for every TSP answer, granted or not; a transport
+	// refusal carries its own status and no Body.
+	HTTPStatus int
+	// Body is the DER TimeStampResp.
+	Body []byte
+	// Serial is the hex serial the request was recorded under ("" when
+	// even recording failed before a serial was drawn).
+	Serial string
+	// Granted is true when Body carries a token.
+	Granted bool
+	// Recorded is false when the events could not be made durable.
+	Recorded bool
+}
+
+// exchange gathers one request's events as they are decided.
+type exchange struct {
+	s      *Service
+	serial *big.Int
+	hex    string
+	stream string
+	meta   events.Metadata
+	at     time.Time
+	evs    []eventstore.EventData
+}
+
+func (s *Service) begin(r Request) (*exchange, error) {
+	serial, err := s.p.Serials.NextSerial()
+	if err != nil {
+		return nil, fmt.Errorf("draw serial: %w", err)
+	}
+	h := serial.Text(16)
+	return &exchange{
+		s:      s,
+		serial: serial,
+		hex:    h,
+		stream: events.RequestStream(h),
+		meta:   events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name},
+		at:     s.p.Clock.Now().UTC(),
+		evs:    make([]eventstore.EventData, 0, 5),
+	}, nil
+}
+
+func (x *exchange) add(e events.Event) error {
+	ed, err := events.Encode(x.s.p.IDs.NewID(), x.stream, x.at, x.meta, e)
+	if err != nil {
+		return err
+	}
+	x.evs = append(x.evs, ed)
+	return nil
+}
+
+func (x *exchange) requested(r Request, q *rfc3161.TimeStampReq) error {
+	sum := sha256.Sum256(r.Body)
+	e := events.TimestampRequested{
+		Serial:      x.hex,
+		Service:     x.s.cfg.Name,
+		Path:        r.Path,
+		Method:      r.Method,
+		ContentType: r.ContentType,
+		Source:      r.Source,
+		ReceivedAt:  x.at,
+		BodySHA256:  hex.EncodeToString(sum[:]),
+		BodySize:    r.BodySize,
+	}
+	if q != nil {
+		e.Parsed = true
+		e.HashAlgorithm = q.MessageImprint.Algorithm.Name
+		e.HashedMessage = hex.EncodeToString(q.MessageImprint.HashedMessage)
+		if q.Nonce != nil {
+			e.Nonce = hex.EncodeToString(q.Nonce)
+		}
+		if q.ReqPolicy != nil {
+			e.ReqPolicy = q.ReqPolicy.String()
+		}
+		e.CertReq = q.CertReq
+	}
+	return x.add(e)
+}
+
+// commit makes the events durable. The transport bounds the wait through
+// ctx's deadline; an append that misses it is an error like any other.
+func (x *exchange) commit(ctx context.Context) error {
+	if _, err := x.s.p.Recorder.Append(ctx, x.stream, eventstore.NoStream, x.evs...); err != nil {
+		return fmt.Errorf("record %s: %w", x.stream, err)
+	}
+	return nil
+}
+
+// Handle answers one request. Whatever happens, the answer leaves only after
+// its events are durable; if they cannot be made durable, a granted token is
+// discarded and the client gets systemFailure.
+func (s *Service) Handle(ctx context.Context, r Request) Reply {
+	x, err := s.begin(r)
+	if err != nil {
+		s.p.Log.Error("timestamp request not recorded", "service", s.cfg.Name, "err", err)
+		return systemFailure("")
+	}
+	q, perr := rfc3161.ParseTimeStampReq(r.Body)
+	if perr != nil {
+		q = nil
+	}
+	if err := x.requested(r, q); err != nil {
+		return s.fail(ctx, x, err)
+	}
+	if perr != nil {
+		return s.reject(ctx, x, rfc3161.AsRejection(perr))
+	}
+
+	outcomes, denied := s.filters.Run(filter.Request{Query: q, Path: r.Path, Source: r.Source})
+	for _, o := range outcomes {
+		if err := x.add(decided(x.hex, o)); err != nil {
+			return s.fail(ctx, x, err)
+		}
+	}
+	if denied != nil {
+		return s.reject(ctx, x, &rfc3161.Rejection{FailInfo: denied.FailInfo, Reason: denied.Reason})
+	}
+
+	token, info, err := s.issue(x, q)
+	if err != nil {
+		return s.fail(ctx, x, err)
+	}
+	if err := x.add(events.TimestampIssued{
+		Serial:  x.hex,
+		GenTime: info.GenTime,
+		Policy:  info.Policy.String(),
+		Signer:  s.fingerprint,
+		Token:   token,
+	}); err != nil {
+		return s.fail(ctx, x, err)
+	}
+	if err := x.commit(ctx); err != nil {
+		// Audit-first: a token that is not on the record never leaves.
+		s.p.Log.Error("token discarded: its events are not durable", "serial", x.hex, "err", err)
+		return systemFailure(x.hex)
+	}
+	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), Serial: x.hex, Granted: true, Recorded: true}
+}
+
+// issue builds and signs the token.
+func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq) ([]byte, *rfc3161.TSTInfo, error) {
+	policy := s.cfg.Policy
+	if q.ReqPolicy != nil {
+		policy = q.ReqPolicy
+	}
+	info := &rfc3161.TSTInfo{
+		Policy:         policy,
+		MessageImprint: q.MessageImprint.Raw,
+		SerialNumber:   x.serial,
+		GenTime:        s.p.Clock.Now().UTC().Truncate(s.cfg.Precision),
+		Accuracy:       s.cfg.Accuracy,
+		Nonce:          q.Nonce,
+	}
+	if s.cfg.IncludeTSAName {
+		info.TSAName = s.p.Signer.Certificate().RawSubject
+	}
+	der, err := info.Marshal()
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode TSTInfo %s: %w", x.hex, err)
+	}
+	token, err := s.p.Signer.Sign(der, q.CertReq, s.p.Rand)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign %s: %w", x.hex, err)
+	}
+	return token, info, nil
+}
+
+// reject records a refusal and answers it.
+func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejection) Reply {
+	if err := x.add(events.TimestampRejected{
+		Serial:     x.hex,
+		Status:     "rejection",
+		FailInfo:   rej.FailInfo.String(),
+		Reason:     rej.Reason,
+		HTTPStatus: 200,
+	}); err != nil {
+		return s.fail(ctx, x, err)
+	}
+	if err := x.commit(ctx); err != nil {
+		s.p.Log.Error("rejection not recorded", "serial", x.hex, "err", err)
+		return systemFailure(x.hex)
+	}
+	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), Serial: x.hex, Recorded: true}
+}
+
+// fail answers systemFailure for an internal error (a signer outage, an
+// encoding fault). It records the failure when it can; the answer is the
+// same either way: no token.
+func (s *Service) fail(ctx context.Context, x *exchange, cause error) Reply {
+	s.p.Log.Error("timestamp request failed", "serial", x.hex, "err", cause)
+	if len(x.evs) == 0 {
+		return systemFailure(x.hex)
+	}
+	err := x.add(events.TimestampRejected{
+		Serial:     x.hex,
+		Status:     "rejection",
+		FailInfo:   rfc3161.SystemFailure.String(),
+		Reason:     cause.Error(),
+		HTTPStatus: 200,
+	})
+	if err == nil {
+		err = x.commit(ctx)
+	}
+	if err != nil {
+		s.p.Log.Error("system failure not recorded", "serial", x.hex, "err", err)
+	}
+	return systemFailure(x.hex)
+}
+
+// Refuse records a request the transport would not take (wrong method,
+// content type, or a body over the limit) and answers it with httpStatus.
+// The refusal goes out even if recording fails: it carries no token.
+func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason string) Reply {
+	x, err := s.begin(r)
+	if err == nil {
+		err = x.requested(r, nil)
+	}
+	if err == nil {
+		err = x.add(events.TimestampRejected{Serial: x.hex, Status: "refused", Reason: reason, HTTPStatus: httpStatus})
+	}
+	if err == nil {
+		err = x.commit(ctx)
+	}
+	if err != nil {
+		s.p.Log.Error("transport refusal not recorded", "status", httpStatus, "err", err)
+		return Reply{HTTPStatus: httpStatus}
+	}
+	return Reply{HTTPStatus: httpStatus, Serial: x.hex, Recorded: true}
+}
+
+func systemFailure(serial string) Reply {
+	rej := &rfc3161.Rejection{FailInfo: rfc3161.SystemFailure, Reason: "the time-stamp authority could not complete the request"}
+	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), Serial: serial}
+}
+
+func decided(serial string, o filter.Outcome) events.FilterDecided {
+	e := events.FilterDecided{Serial: serial, Filter: o.Filter, Verdict: events.VerdictAccepted, Reason: o.Reason}
+	if !o.Accepted {
+		e.Verdict = events.VerdictRejected
+		e.FailInfo = o.FailInfo.String()
+	}
+	return e
+}

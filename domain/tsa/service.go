@@ -1,0 +1,122 @@
+// Package tsa is one timestamp service: it turns a request body into a
+// TimeStampResp and the events that record it, and lets the answer go only
+// after those events are durable. It does no I/O of its own: the clock, the
+// serial and id sources, randomness, the signer and the event recorder are
+// ports handed to it.
+package tsa
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/filter"
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// Clock tells the time the service stamps.
+type Clock interface{ Now() time.Time }
+
+// SerialSource hands out serial numbers: positive, at most 20 octets, never
+// repeated across restarts or nodes. The store enforces the last part: a
+// request stream tsr-<serial> is appended with NoStream.
+type SerialSource interface{ NextSerial() (*big.Int, error) }
+
+// IDSource hands out event ids (UUIDv7 strings).
+type IDSource interface{ NewID() string }
+
+// Recorder appends events durably; it returns only once they are committed.
+type Recorder interface {
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedState, events ...eventstore.EventData) (eventstore.AppendResult, error)
+}
+
+// Logger receives what an operator must see but a client must not.
+type Logger interface {
+	Error(msg string, args ...any)
+}
+
+// Config describes one timestamp service.
+type Config struct {
+	// Name identifies the service in events and metrics.
+	Name string
+	// Node identifies this server in event metadata.
+	Node string
+	// Policy is the TSA policy OID put in tokens when the request names none.
+	Policy asn1.ObjectIdentifier
+	// AcceptedPolicies are the policies a request may ask for; Policy is
+	// always accepted.
+	AcceptedPolicies []asn1.ObjectIdentifier
+	// Hashes is the message-imprint allow-list; empty means DefaultHashes.
+	Hashes []rfc3161.HashAlgorithm
+	// Accuracy is the declared accuracy put in every token; nil omits it.
+	Accuracy *rfc3161.Accuracy
+	// Precision truncates genTime; zero means one microsecond.
+	Precision time.Duration
+	// IncludeTSAName puts the certificate subject in TSTInfo.tsa.
+	IncludeTSAName bool
+}
+
+// Ports are the service's connections to the world.
+type Ports struct {
+	Clock    Clock
+	Serials  SerialSource
+	IDs      IDSource
+	Rand     io.Reader
+	Signer   *rfc3161.TokenSigner
+	Recorder Recorder
+	Log      Logger
+}
+
+// Service issues timestamps for one configuration.
+type Service struct {
+	cfg     Config
+	p       Ports
+	filters filter.Chain
+	// fingerprint is the hex SHA-256 of the TSA certificate, recorded with
+	// every token so an auditor knows which key signed it.
+	fingerprint string
+}
+
+// New validates cfg and returns the service.
+func New(cfg Config, p Ports) (*Service, error) {
+	var errs []error
+	if cfg.Name == "" {
+		errs = append(errs, errors.New("service name is empty"))
+	}
+	if len(cfg.Policy) == 0 {
+		errs = append(errs, errors.New("default policy OID is empty"))
+	}
+	if p.Clock == nil || p.Serials == nil || p.IDs == nil || p.Rand == nil || p.Signer == nil || p.Recorder == nil || p.Log == nil {
+		errs = append(errs, errors.New("every port must be set"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("timestamp service %q: %w", cfg.Name, errors.Join(errs...))
+	}
+	if len(cfg.Hashes) == 0 {
+		cfg.Hashes = rfc3161.DefaultHashes()
+	}
+	if cfg.Precision <= 0 {
+		cfg.Precision = time.Microsecond
+	}
+	accepted := append([]asn1.ObjectIdentifier{cfg.Policy}, cfg.AcceptedPolicies...)
+	certSum := sha256.Sum256(p.Signer.Certificate().Raw)
+	return &Service{
+		cfg:         cfg,
+		p:           p,
+		fingerprint: hex.EncodeToString(certSum[:]),
+		filters: filter.Chain{
+			filter.NewHashAllowList(cfg.Hashes),
+			filter.NewPolicyAcceptance(accepted),
+		},
+	}, nil
+}
+
+// Name is the service's name.
+func (s *Service) Name() string { return s.cfg.Name }

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOpenSSLQueryAndVerify has openssl make the queries and verify the
+// replies, with and without certificates in the token, against the query
+// file and against the data.
+func TestOpenSSLQueryAndVerify(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	data := t.TempDir()
+	srv := startServer(t, data)
+	work := t.TempDir()
+	doc := filepath.Join(work, "doc.txt")
+	if err := os.WriteFile(doc, []byte("a document that existed at this time\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tsaCert := filepath.Join(srv.pkiDir, "tsa.pem")
+
+	for _, hash := range []string{"sha256", "sha384", "sha512", "sha3-256", "sha3-512"} {
+		for _, withCert := range []bool{true, false} {
+			name := hash
+			if !withCert {
+				name += "-no-cert"
+			}
+			t.Run(name, func(t *testing.T) {
+				tsq := filepath.Join(work, name+".tsq")
+				tsr := filepath.Join(work, name+".tsr")
+				args := []string{"ts", "-query", "-data", doc, "-" + hash, "-out", tsq}
+				if withCert {
+					args = append(args, "-cert")
+				}
+				run(t, openssl, args...)
+				q, err := os.ReadFile(tsq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				status, hdr, body := post(t, srv.url, "application/timestamp-query", q)
+				if status != 200 || hdr.Get("Content-Type") != "application/timestamp-reply" {
+					t.Fatalf("HTTP %d %q", status, hdr.Get("Content-Type"))
+				}
+				if hdr.Get("Content-Length") == "" {
+					t.Fatal("no Content-Length")
+				}
+				if err := os.WriteFile(tsr, body, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
+				for _, want := range []string{"Status: Granted.", "Policy OID: 1.3.6.1.4.1.32473.3161.1", "Accuracy: 0x01 seconds"} {
+					if !strings.Contains(text, want) {
+						t.Errorf("openssl ts -reply -text lacks %q:\n%s", want, text)
+					}
+				}
+				verify := []string{"ts", "-verify", "-in", tsr, "-CAfile", srv.caFile()}
+				if !withCert {
+					verify = append(verify, "-untrusted", tsaCert)
+				}
+				for _, against := range [][]string{{"-queryfile", tsq}, {"-data", doc}} {
+					out := run(t, openssl, append(verify, against...)...)
+					if !strings.Contains(out, "Verification: OK") {
+						t.Fatalf("openssl ts -verify %v:\n%s", against, out)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestOpenSSLRejectsAForeignCA makes sure the verification above can fail:
+// the same reply does not verify against another CA.
+func TestOpenSSLRejectsAForeignCA(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	srv := startServer(t, t.TempDir())
+	other := startServer(t, t.TempDir())
+	work := t.TempDir()
+	doc := filepath.Join(work, "doc.txt")
+	os.WriteFile(doc, []byte("x"), 0o644)
+	tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
+	run(t, openssl, "ts", "-query", "-data", doc, "-sha256", "-cert", "-out", tsq)
+	q, _ := os.ReadFile(tsq)
+	_, _, body := post(t, srv.url, "application/timestamp-query", q)
+	os.WriteFile(tsr, body, 0o644)
+	out, err := execOutput(openssl, "ts", "-verify", "-in", tsr, "-queryfile", tsq, "-CAfile", other.caFile())
+	if err == nil || strings.Contains(out, "Verification: OK") {
+		t.Fatalf("a token verified against a foreign CA:\n%s", out)
+	}
+}
