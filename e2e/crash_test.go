@@ -40,6 +40,7 @@ func load(t *testing.T, url string, workers int, stop <-chan struct{}) []granted
 				}
 				q := sha256Query(fmt.Sprintf("load %d", seq.Add(1)))
 				nonce := make([]byte, 9)
+				nonce[0] = 0x01 // keeps the INTEGER minimal and positive
 				binary.BigEndian.PutUint64(nonce[1:], seq.Add(1))
 				q.Nonce = rawInteger(nonce)
 				der, err := marshalQuiet(q)

@@ -109,10 +109,6 @@ func (h *Handler) timestamp(svc Service) http.Handler {
 			h.refuse(w, r, svc, req, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed: POST a "+QueryType)
 			return
 		}
-		if mt, _, err := mime.ParseMediaType(req.ContentType); err != nil || mt != QueryType {
-			h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
-			return
-		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBody+1))
 		req.Body = body
 		if err != nil {
@@ -131,6 +127,12 @@ func (h *Handler) timestamp(svc Service) http.Handler {
 			return
 		}
 		req.BodySize = int64(len(body))
+		// The body is read before the content type is judged, so that a
+		// refused body is still recorded by its hash.
+		if mt, _, err := mime.ParseMediaType(req.ContentType); err != nil || mt != QueryType {
+			h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
 		reply := svc.Handle(ctx, req)
 		cancel()
