@@ -129,7 +129,7 @@ func TestTokenRoundTrip(t *testing.T) {
 					Policy  asn1.ObjectIdentifier
 					MI      asn1.RawValue
 					Serial  *big.Int
-					GenTime time.Time `asn1:"generalized"`
+					GenTime time.Time       `asn1:"generalized"`
 					Rest    []asn1.RawValue `asn1:"optional"`
 				}
 				if _, err := asn1.Unmarshal(mustTSTInfo(t, tok), &strict); err != nil || !strict.GenTime.Equal(gen) {

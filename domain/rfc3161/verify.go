@@ -307,4 +307,3 @@ func octetString(v []byte) []byte {
 	b.AddASN1OctetString(v)
 	return b.BytesOrPanic()
 }
-
