@@ -25,6 +25,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/schemas"
 )
 
 var binDir string
@@ -222,6 +223,9 @@ func readStore(t *testing.T, data string) map[string][]events.Event {
 				t.Fatalf("position %d after %d: commit order broken", r.Position, after)
 			}
 			after = r.Position
+			if err := schemas.ValidateEvent(r.Payload); err != nil {
+				t.Fatalf("event %d does not match its schema: %v\n%s", r.Position, err, r.Payload)
+			}
 			_, e, err := events.Decode(r.Payload)
 			if err != nil {
 				t.Fatalf("event %d: %v", r.Position, err)

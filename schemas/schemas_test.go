@@ -1,0 +1,69 @@
+package schemas
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/events"
+)
+
+func TestEverySchemaHasAnEventType(t *testing.T) {
+	types, names := events.Types(), EventSchemaNames()
+	slices.Sort(types)
+	slices.Sort(names)
+	if !slices.Equal(types, names) {
+		t.Fatalf("event types %v, schemas %v", types, names)
+	}
+}
+
+func encode(t *testing.T, e events.Event) []byte {
+	t.Helper()
+	ed, err := events.Encode("01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f20", "tsr-1a2b", time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC),
+		events.Metadata{Node: "n1", Service: "default"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ed.Payload
+}
+
+func TestSampleEventsValidate(t *testing.T) {
+	now := time.Date(2026, 11, 22, 16, 0, 0, 123000, time.UTC)
+	samples := []events.Event{
+		events.TimestampRequested{Serial: "1a2b", Service: "default", Path: "/tsa", Method: "POST", Source: "127.0.0.1:5",
+			ReceivedAt: now, BodySHA256: strings.Repeat("ab", 32), BodySize: 59, Parsed: true, HashAlgorithm: "sha256",
+			HashedMessage: strings.Repeat("00", 32), Nonce: "ff7f", ReqPolicy: "1.2.3", CertReq: true},
+		events.TimestampRequested{Serial: "1a2b", Service: "default", Path: "/tsa", Method: "GET", Source: "127.0.0.1:5",
+			ReceivedAt: now, BodySHA256: strings.Repeat("ab", 32)},
+		events.FilterDecided{Serial: "1a2b", Filter: "policy", Verdict: "rejected", Reason: "no", FailInfo: "unacceptedPolicy"},
+		events.TimestampIssued{Serial: "1a2b", GenTime: now, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: strings.Repeat("cd", 32), Token: []byte{0x30, 0x03, 1, 2, 3}},
+		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "md5", HTTPStatus: 200},
+		events.TimestampRejected{Serial: "1a2b", Status: "refused", Reason: "GET", HTTPStatus: 405},
+	}
+	for _, e := range samples {
+		if err := ValidateEvent(encode(t, e)); err != nil {
+			t.Errorf("%s: %v", e.EventType(), err)
+		}
+	}
+}
+
+func TestBrokenEventsFail(t *testing.T) {
+	good := string(encode(t, events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "x", HTTPStatus: 200}))
+	for name, payload := range map[string]string{
+		"bad failInfo":   strings.Replace(good, `"badAlg"`, `"badAlgorithm"`, 1),
+		"missing field":  strings.Replace(good, `"reason":"x",`, ``, 1),
+		"extra field":    strings.Replace(good, `"reason":"x",`, `"reason":"x","color":"red",`, 1),
+		"unknown type":   strings.Replace(good, `TimestampRejected.v1`, `TimestampEaten.v1`, 1),
+		"envelope extra": strings.Replace(good, `"stream"`, `"oops":1,"stream"`, 1),
+		"not a serial":   strings.Replace(good, `"serial":"1a2b"`, `"serial":"XYZ"`, 1),
+		"bad recordedAt": strings.Replace(good, `2026-11-22T16:00:00Z`, `yesterday`, 1),
+	} {
+		if payload == good {
+			t.Fatalf("%s: the mutation did not apply", name)
+		}
+		if err := ValidateEvent([]byte(payload)); err == nil {
+			t.Errorf("%s: validated", name)
+		}
+	}
+}
