@@ -1,0 +1,115 @@
+package softkey
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/adapters/devpki"
+)
+
+var now = time.Now()
+
+func cert(t *testing.T, key crypto.Signer, ekus []asn1.ObjectIdentifier, critical bool, notAfter time.Time) *x509.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "tsa"},
+		NotBefore: now.Add(-time.Hour), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+	if ekus != nil {
+		v, _ := asn1.Marshal(ekus)
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidExtKeyUsage, Critical: critical, Value: v}}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func TestCheckTSACertificate(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts := []asn1.ObjectIdentifier{oidKPTimeStamping}
+	serverAuth := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	later := now.Add(24 * time.Hour)
+	tests := []struct {
+		name string
+		cert *x509.Certificate
+		pub  crypto.PublicKey
+		want string
+	}{
+		{"good", cert(t, key, ts, true, later), key.Public(), ""},
+		{"non-critical EKU", cert(t, key, ts, false, later), key.Public(), "not critical"},
+		{"extra EKU", cert(t, key, []asn1.ObjectIdentifier{oidKPTimeStamping, serverAuth}, true, later), key.Public(), "only"},
+		{"missing EKU", cert(t, key, nil, true, later), key.Public(), "no extendedKeyUsage"},
+		{"mismatched key", cert(t, key, ts, true, later), other.Public(), "does not match"},
+		{"expired", cert(t, key, ts, true, now.Add(-time.Minute)), key.Public(), "valid from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckTSACertificate(tt.cert, tt.pub, now)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadDevPKI(t *testing.T) {
+	for _, kind := range []string{"ecdsa-p256", "rsa-2048"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "pki")
+			f, err := devpki.Ensure(devpki.Options{Dir: dir, KeyType: kind, Organization: "test", Now: now})
+			if err != nil || !f.Created {
+				t.Fatalf("Ensure: %v %+v", err, f)
+			}
+			k, err := Load(Config{KeyFile: f.TSAKey, CertFile: f.TSACert, ChainFile: f.Chain}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(k.Chain()) != 1 || !k.Chain()[0].IsCA || len(k.Fingerprint()) != 64 {
+				t.Fatalf("chain %d fingerprint %s", len(k.Chain()), k.Fingerprint())
+			}
+			again, err := devpki.Ensure(devpki.Options{Dir: dir, KeyType: kind, Now: now})
+			if err != nil || again.Created {
+				t.Fatalf("second Ensure must reuse the files: %v %+v", err, again)
+			}
+			if _, err := Load(Config{KeyFile: f.TSAKey, CertFile: f.TSACert, ChainFile: f.Chain}, now.Add(3*365*24*time.Hour)); err == nil {
+				t.Fatal("an expired certificate loaded")
+			}
+			if openssl, err := exec.LookPath("openssl"); err == nil {
+				out, _ := exec.Command(openssl, "x509", "-in", f.TSACert, "-noout", "-text").CombinedOutput()
+				if !strings.Contains(string(out), "X509v3 Extended Key Usage: critical") || !strings.Contains(string(out), "Time Stamping") {
+					t.Fatalf("openssl does not see a critical timeStamping EKU:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadRefusesAForeignChainAndAnIncompleteSet(t *testing.T) {
+	a, _ := devpki.Ensure(devpki.Options{Dir: filepath.Join(t.TempDir(), "a"), Now: now})
+	b, _ := devpki.Ensure(devpki.Options{Dir: filepath.Join(t.TempDir(), "b"), Now: now})
+	if _, err := Load(Config{KeyFile: a.TSAKey, CertFile: a.TSACert, ChainFile: b.CACert}, now); err == nil {
+		t.Fatal("a chain from another CA was accepted")
+	}
+	if _, err := Load(Config{KeyFile: a.TSAKey, CertFile: b.TSACert}, now); err == nil {
+		t.Fatal("a certificate for another key was accepted")
+	}
+}
