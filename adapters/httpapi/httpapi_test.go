@@ -139,3 +139,28 @@ func TestClosedStoreFailsClosed(t *testing.T) {
 		t.Fatalf("HTTP %d, %+v: want systemFailure without a token", res.StatusCode, resp)
 	}
 }
+
+// BenchmarkTimestamp measures the whole path over loopback HTTP: parse,
+// filters, sign, record durably, answer. Client and server share the CPUs.
+func BenchmarkTimestamp(b *testing.B) {
+	t := &testing.T{}
+	srv, _ := newServer(t)
+	defer srv.Close()
+	der := validQuery(t)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := client.Post(srv.URL+"/tsa", httpapi.QueryType, bytes.NewReader(der))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tokens/s")
+}
