@@ -4,12 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/chronolog/chronolog/adapters/signer/softkey"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
@@ -52,7 +52,7 @@ func runVerify(args []string) error {
 	}
 	opts := rfc3161.VerifyOptions{Roots: roots}
 	if *untrusted != "" {
-		certs, err := loadCerts(*untrusted)
+		certs, err := softkey.ReadCertificates(*untrusted)
 		if err != nil {
 			return err
 		}
@@ -133,35 +133,8 @@ func countSet(ss ...string) int {
 	return n
 }
 
-func loadCerts(path string) ([]*x509.Certificate, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, raw = pem.Decode(raw)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no certificate", path)
-	}
-	return out, nil
-}
-
 func loadPool(path string) (*x509.CertPool, error) {
-	certs, err := loadCerts(path)
+	certs, err := softkey.ReadCertificates(path)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func Load(cfg Config, now time.Time) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.KeyFile, err)
 	}
-	certs, err := readCerts(cfg.CertFile)
+	certs, err := ReadCertificates(cfg.CertFile)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func Load(cfg Config, now time.Time) (*Key, error) {
 		return nil, fmt.Errorf("%s: %w", cfg.CertFile, err)
 	}
 	if cfg.ChainFile != "" {
-		chain, err := readCerts(cfg.ChainFile)
+		chain, err := ReadCertificates(cfg.ChainFile)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +160,8 @@ func parseKey(raw []byte) (crypto.Signer, error) {
 	}
 }
 
-func readCerts(path string) ([]*x509.Certificate, error) {
+// ReadCertificates reads every CERTIFICATE block of a PEM file, in order.
+func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read certificates: %w", err)
