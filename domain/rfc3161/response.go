@@ -22,7 +22,7 @@ const (
 // GrantedResponse wraps a token in a TimeStampResp with status granted and
 // nothing else: never a failInfo on a granted answer.
 func GrantedResponse(token []byte) []byte {
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(token)+16))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1Int64(int64(Granted)) })
 		b.AddBytes(token)

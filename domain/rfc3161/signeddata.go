@@ -147,7 +147,7 @@ func (s *TokenSigner) Sign(tstInfo []byte, includeCerts bool, rand io.Reader) ([
 	for _, a := range attrs {
 		content = append(content, a...)
 	}
-	var sb cryptobyte.Builder
+	sb := cryptobyte.NewBuilder(make([]byte, 0, len(content)+4))
 	sb.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(content) })
 	signed, err := sb.Bytes()
 	if err != nil {
@@ -165,7 +165,12 @@ func (s *TokenSigner) Sign(tstInfo []byte, includeCerts bool, rand io.Reader) ([
 		return nil, fmt.Errorf("sign token: %w", err)
 	}
 
-	var b cryptobyte.Builder
+	// Sized once: a growing builder re-copies the token at every nesting level.
+	size := len(tstInfo) + len(content) + len(sig) + len(s.sid) + 2*len(s.digestAlgID) + len(s.sigAlgID) + 96
+	if includeCerts {
+		size += len(s.certSet)
+	}
+	b := cryptobyte.NewBuilder(make([]byte, 0, size))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
 		b.AddASN1ObjectIdentifier(oidSignedData)
 		b.AddASN1(tagCtx0C, func(b *cryptobyte.Builder) {

@@ -50,7 +50,7 @@ func (t *TSTInfo) Marshal() ([]byte, error) {
 	if a := t.Accuracy; a != nil && (a.Seconds < 0 || a.Millis < 0 || a.Millis > 999 || a.Micros < 0 || a.Micros > 999) {
 		return nil, fmt.Errorf("accuracy %+v out of range", *a)
 	}
-	var b cryptobyte.Builder
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(t.MessageImprint)+len(t.Nonce)+len(t.TSAName)+128))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(1)
 		b.AddASN1ObjectIdentifier(t.Policy)
