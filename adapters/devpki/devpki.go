@@ -42,6 +42,9 @@ type Files struct {
 	Created bool
 }
 
+// caValidity is the development root's lifetime: ten years.
+const caValidity = 10 * 365 * 24 * time.Hour
+
 var (
 	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidKPTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
@@ -75,6 +78,9 @@ func Ensure(opts Options) (*Files, error) {
 	if opts.ValidFor <= 0 {
 		opts.ValidFor = 2 * 365 * 24 * time.Hour
 	}
+	if opts.ValidFor > caValidity {
+		return nil, fmt.Errorf("devpki: ValidFor %s outlives the development CA (%s)", opts.ValidFor, caValidity)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", opts.Dir, err)
 	}
@@ -88,9 +94,9 @@ func Ensure(opts Options) (*Files, error) {
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: "Chronolog DEVELOPMENT Root CA - not for production", Organization: []string{opts.Organization}},
+		Subject:               name("Chronolog DEVELOPMENT Root CA - not for production", opts.Organization),
 		NotBefore:             opts.Now.Add(-time.Hour),
-		NotAfter:              opts.Now.Add(10 * 365 * 24 * time.Hour),
+		NotAfter:              opts.Now.Add(caValidity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -106,7 +112,7 @@ func Ensure(opts Options) (*Files, error) {
 	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidKPTimeStamping})
 	tsaTmpl := &x509.Certificate{
 		SerialNumber:    randomSerial(),
-		Subject:         pkix.Name{CommonName: "Chronolog DEVELOPMENT TSA", Organization: []string{opts.Organization}},
+		Subject:         name("Chronolog DEVELOPMENT TSA", opts.Organization),
 		NotBefore:       opts.Now.Add(-time.Hour),
 		NotAfter:        opts.Now.Add(opts.ValidFor),
 		KeyUsage:        x509.KeyUsageDigitalSignature,
@@ -137,8 +143,24 @@ func Ensure(opts Options) (*Files, error) {
 			return nil, err
 		}
 	}
+	// Make the renames durable; a directory that cannot be synced (some
+	// file systems) is not an error.
+	if d, err := os.Open(opts.Dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 	f.Created = true
 	return f, nil
+}
+
+// name builds a subject; an empty organization is left out rather than
+// written as an empty O attribute.
+func name(cn, org string) pkix.Name {
+	n := pkix.Name{CommonName: cn}
+	if org != "" {
+		n.Organization = []string{org}
+	}
+	return n
 }
 
 func newKey(kind string) (crypto.Signer, error) {
