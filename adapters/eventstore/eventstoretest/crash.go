@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,16 +19,32 @@ import (
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
-// OpenFunc opens the store at location: a file path, a database name,
-// whatever the adapter's CrashHarness.NewLocation hands out.
-type OpenFunc func(ctx context.Context, location string) (eventstore.Store, error)
+// OpenFunc opens the store at path (a file path for SQLite; whatever
+// string the adapter reads as a location), in the parent and in the child.
+type OpenFunc func(path string) (eventstore.Store, error)
+
+// RunCrash runs the kill -9 durability test twice on one fresh store under
+// t.TempDir(): a child process (this test binary re-executed with
+// -test.run=^$ and CHRONOLOG_CRASH_CHILD=path) appends from 8 goroutines
+// and prints each event ID once Append acknowledged it; after ~700 ms the
+// parent SIGKILLs it, reopens the store with open and checks that every
+// acknowledged event is there, positions strictly increase and every
+// stream's revisions are gap-free. The adapter's TestMain must call
+// MaybeCrashChild(open) first.
+func RunCrash(t *testing.T, open OpenFunc) {
+	t.Helper()
+	runCrash(t, CrashHarness{
+		NewLocation: func(t *testing.T) string { return filepath.Join(t.TempDir(), "crash.db") },
+		Open:        open,
+	})
+}
 
 // CrashHarness runs the kill -9 durability test: a child process (the test
 // binary itself, re-executed) appends as fast as it can and prints each
 // event id once Append acknowledged it; the parent kills it with SIGKILL,
 // reopens the store and checks every acknowledged event is there and the
 // store is consistent. The adapter's TestMain must call
-// MaybeRunCrashChild(Open) before m.Run.
+// MaybeCrashChild(Open) before m.Run. RunCrash is the usual entry point.
 type CrashHarness struct {
 	// NewLocation returns a fresh, empty location for a store, reachable
 	// from a child process.
@@ -40,22 +57,25 @@ type CrashHarness struct {
 	// Writers is how many goroutines append in the child. Default 8.
 	Writers int
 	// KillAfter is how long a child appends before it is killed in the
-	// first round; later rounds vary it. Default 1 s.
+	// first round; later rounds vary it. Default 700 ms.
 	KillAfter time.Duration
 }
 
 const (
-	envLocation = "CHRONOLOG_EVENTSTORETEST_CRASH_LOCATION"
+	envLocation = "CHRONOLOG_CRASH_CHILD" // the store's path
 	envRound    = "CHRONOLOG_EVENTSTORETEST_CRASH_ROUND"
 	envWriters  = "CHRONOLOG_EVENTSTORETEST_CRASH_WRITERS"
 
 	childLifetime = time.Minute // a child outliving its parent gives up
 )
 
-// MaybeRunCrashChild turns this process into a crash-test child when the
-// parent asked for one, and never returns then; otherwise it returns at
-// once. Call it first thing in TestMain.
-func MaybeRunCrashChild(open OpenFunc) {
+// MaybeCrashChild turns this process into a crash-test child when the
+// parent asked for one (CHRONOLOG_CRASH_CHILD=path is set): it opens the
+// store at path, appends from 8 goroutines until killed, printing each
+// acknowledged append (stream, revision, position, event IDs) on stdout,
+// one write(2) per line, after Append returned; it never returns then.
+// Otherwise it returns at once. Call it first thing in TestMain.
+func MaybeCrashChild(open OpenFunc) {
 	loc := os.Getenv(envLocation)
 	if loc == "" {
 		return
@@ -68,7 +88,7 @@ func MaybeRunCrashChild(open OpenFunc) {
 func runChild(open OpenFunc, loc string, round, writers int) int {
 	ctx, cancel := context.WithTimeout(context.Background(), childLifetime)
 	defer cancel()
-	s, err := open(ctx, loc)
+	s, err := open(loc)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crash child: open %s: %v\n", loc, err)
 		return 2
@@ -160,7 +180,7 @@ func runCrash(t *testing.T, c CrashHarness) {
 	}
 	killAfter := c.KillAfter
 	if killAfter <= 0 {
-		killAfter = time.Second
+		killAfter = 700 * time.Millisecond
 	}
 	loc := c.NewLocation(t)
 	var acks []ackLine
@@ -247,7 +267,7 @@ func crashRound(t *testing.T, loc string, round, writers int, d time.Duration) [
 	case <-ready:
 	case <-eof:
 		kill()
-		t.Fatalf("crash child exited before it was ready (does TestMain call eventstoretest.MaybeRunCrashChild?): %v\nstderr:\n%s", readErr, stderr.String())
+		t.Fatalf("crash child exited before it was ready (does TestMain call eventstoretest.MaybeCrashChild?): %v\nstderr:\n%s", readErr, stderr.String())
 	case <-time.After(30 * time.Second):
 		kill()
 		t.Fatalf("crash child not ready after 30s\nstderr:\n%s", stderr.String())
@@ -294,7 +314,7 @@ func crashRound(t *testing.T, loc string, round, writers int, d time.Duration) [
 func verifyCrash(t *testing.T, open OpenFunc, loc string, acks []ackLine, appendAfter bool) {
 	t.Helper()
 	ctx := ctxT(t)
-	s, err := open(ctx, loc)
+	s, err := open(loc)
 	if err != nil {
 		t.Fatalf("reopen after kill: %v", err)
 	}

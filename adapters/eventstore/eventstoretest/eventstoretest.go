@@ -1,7 +1,8 @@
 // Package eventstoretest is the contract every eventstore.Store adapter
 // passes: SQLite now, PostgreSQL and EventStoreDB later. An adapter's test
-// package calls Run with a Harness; adapters that can be killed and reopened
-// also set Harness.Crash and call MaybeRunCrashChild from TestMain.
+// package calls Run with a function opening fresh stores; adapters that can
+// be killed and reopened also call RunCrash, and MaybeCrashChild from
+// TestMain.
 package eventstoretest
 
 import (
@@ -18,27 +19,18 @@ import (
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
-// Harness tells the suite how to get stores.
-type Harness struct {
-	// Open returns a fresh, empty store. The suite closes it (Close must be
-	// idempotent); Open may register its own cleanup with t.Cleanup, which
-	// then runs after the suite's Close.
-	Open func(t *testing.T) eventstore.Store
-	// Crash, when set, runs the kill -9 durability test. nil means the
-	// adapter cannot be killed and reopened from a child process.
-	Crash *CrashHarness
-}
-
 // opTimeout bounds every single operation of the suite, so that a hung
 // adapter fails the test instead of stalling it.
 const opTimeout = 10 * time.Second
 
 // Run runs the contract suite. Subtests run in parallel, each on its own
-// store.
-func Run(t *testing.T, h Harness) {
+// store from open, which returns a fresh, empty store. The suite closes it
+// (Close must be idempotent); open may register its own cleanup with
+// t.Cleanup, which then runs after the suite's Close.
+func Run(t *testing.T, open func(t *testing.T) eventstore.Store) {
 	t.Helper()
-	if h.Open == nil {
-		t.Fatal("eventstoretest: Harness.Open is nil")
+	if open == nil {
+		t.Fatal("eventstoretest: open is nil")
 	}
 	tests := []struct {
 		name string
@@ -64,15 +56,9 @@ func Run(t *testing.T, h Harness) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := h.Open(t)
+			s := open(t)
 			t.Cleanup(func() { _ = s.Close() })
 			tc.fn(t, s)
-		})
-	}
-	if h.Crash != nil {
-		t.Run("CrashDurability", func(t *testing.T) {
-			t.Parallel()
-			runCrash(t, *h.Crash)
 		})
 	}
 }

@@ -170,5 +170,5 @@ func (s *memSub) Close() error {
 }
 
 func TestSuiteAgainstMemStore(t *testing.T) {
-	Run(t, Harness{Open: func(*testing.T) eventstore.Store { return newMemStore() }})
+	Run(t, func(*testing.T) eventstore.Store { return newMemStore() })
 }

@@ -169,11 +169,17 @@ func dsn(path string, params string) string {
 	return "file:" + r.Replace(path) + "?" + params
 }
 
+// writerDSN is the DSN of the writer connection: WAL, synchronous=FULL (an
+// fsync per commit) and a busy timeout.
+func writerDSN(path string, busy time.Duration) string {
+	return dsn(path, fmt.Sprintf(
+		"_journal_mode=WAL&_synchronous=FULL&_busy_timeout=%d&_mutex=no", busy.Milliseconds()))
+}
+
 func (s *Store) open(ctx context.Context, cfg Config) error {
 	busy := cfg.BusyTimeout.Milliseconds()
 	var err error
-	s.wdb, err = sql.Open("sqlite3", dsn(cfg.Path, fmt.Sprintf(
-		"_journal_mode=WAL&_synchronous=FULL&_busy_timeout=%d&_mutex=no", busy)))
+	s.wdb, err = sql.Open("sqlite3", writerDSN(cfg.Path, cfg.BusyTimeout))
 	if err != nil {
 		return fmt.Errorf("eventstore/sqlite: open writer: %w", err)
 	}

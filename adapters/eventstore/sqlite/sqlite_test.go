@@ -3,10 +3,10 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,12 +19,14 @@ import (
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
-func openAt(ctx context.Context, path string) (eventstore.Store, error) {
-	return New(ctx, Config{Path: path})
+func openAt(path string) (eventstore.Store, error) {
+	return New(context.Background(), Config{Path: path})
 }
 
 func TestMain(m *testing.M) {
-	eventstoretest.MaybeRunCrashChild(openAt)
+	eventstoretest.MaybeCrashChild(openAt)
+	// After m.Run: no goroutine (writer, subscription, database/sql opener)
+	// may outlive the tests.
 	goleak.VerifyTestMain(m)
 }
 
@@ -42,13 +44,43 @@ func newStore(t testing.TB, cfg Config) *Store {
 }
 
 func TestContract(t *testing.T) {
-	eventstoretest.Run(t, eventstoretest.Harness{
-		Open: func(t *testing.T) eventstore.Store { return newStore(t, Config{}) },
-		Crash: &eventstoretest.CrashHarness{
-			NewLocation: func(t *testing.T) string { return filepath.Join(t.TempDir(), "crash.db") },
-			Open:        openAt,
-		},
-	})
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return newStore(t, Config{}) })
+}
+
+func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill -9 test skipped in -short mode")
+	}
+	eventstoretest.RunCrash(t, openAt)
+}
+
+// TestPragmas opens a fresh connection with the writer's DSN and checks
+// SQLite really applied WAL and synchronous=FULL on it.
+func TestPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	db, err := sql.Open("sqlite3", writerDSN(path, defaultBusyTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	var syncMode, busy int
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for q, dst := range map[string]any{
+		"PRAGMA journal_mode": &mode, "PRAGMA synchronous": &syncMode, "PRAGMA busy_timeout": &busy,
+	} {
+		if err := c.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if mode != "wal" || syncMode != 2 || busy != 5000 {
+		t.Errorf("fresh connection: journal_mode=%q synchronous=%d busy_timeout=%d, want wal, 2, 5000", mode, syncMode, busy)
+	}
 }
 
 func TestPragmasInEffect(t *testing.T) {
@@ -119,7 +151,7 @@ func ev(typ, payload string) eventstore.EventData {
 	return eventstore.EventData{ID: uuid.Must(uuid.NewV7()).String(), Type: typ, Payload: []byte(payload)}
 }
 
-func TestReopenKeepsDataAndPositions(t *testing.T) {
+func TestReopenContinuesPositions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.db")
 	ctx := context.Background()
 	s := newStore(t, Config{Path: path})
@@ -314,17 +346,18 @@ func TestAppendAfterCloseAndValidation(t *testing.T) {
 }
 
 // BenchmarkAppend measures group-committed appends as the TSA makes them:
-// 64 concurrent appenders, each append three events (~400 B + 400 B +
-// 1.2 KB) creating a fresh stream with NoStream, fsync on every commit.
+// 32×GOMAXPROCS concurrent appenders, each append three events (~400 B +
+// 400 B + 1.2 KB) creating a fresh stream with NoStream, fsync on every
+// commit.
 func BenchmarkAppend(b *testing.B) {
-	for _, maxBatch := range []int{512} {
+	for _, maxBatch := range []int{defaultMaxBatch} {
 		b.Run(fmt.Sprintf("maxBatch=%d", maxBatch), func(b *testing.B) {
 			s := newStore(b, Config{MaxBatch: maxBatch})
 			p1 := bytes.Repeat([]byte("a"), 400)
 			p2 := bytes.Repeat([]byte("b"), 400)
 			p3 := bytes.Repeat([]byte("c"), 1200)
 			var n atomic.Int64
-			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+			b.SetParallelism(32)
 			b.SetBytes(2000)
 			b.ResetTimer()
 			start := time.Now()
