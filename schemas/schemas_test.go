@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -65,5 +66,52 @@ func TestBrokenEventsFail(t *testing.T) {
 		if err := ValidateEvent([]byte(payload)); err == nil {
 			t.Errorf("%s: validated", name)
 		}
+	}
+}
+
+// TestSchemasAreClosedAndDescribed keeps every schema draft 2020-12, closed
+// (additionalProperties false), with required fields and a description on
+// every property.
+func TestSchemasAreClosedAndDescribed(t *testing.T) {
+	for _, n := range append(EventSchemaNames(), "envelope.v1") {
+		raw, err := files.ReadFile("events/" + n + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s struct {
+			Schema     string                     `json:"$schema"`
+			AddProps   *bool                      `json:"additionalProperties"`
+			Required   []string                   `json:"required"`
+			Desc       string                     `json:"description"`
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if s.Schema != "https://json-schema.org/draft/2020-12/schema" || s.AddProps == nil || *s.AddProps || len(s.Required) == 0 || s.Desc == "" {
+			t.Errorf("%s: want draft 2020-12, additionalProperties false, required fields and a description", n)
+		}
+		for _, r := range s.Required {
+			if _, ok := s.Properties[r]; !ok {
+				t.Errorf("%s: required %q is not a property", n, r)
+			}
+		}
+		for p, body := range s.Properties {
+			var d struct{ Description string }
+			if json.Unmarshal(body, &d); d.Description == "" {
+				t.Errorf("%s: property %q has no description", n, p)
+			}
+		}
+	}
+}
+
+func TestFilterDecidedBadFailInfoFails(t *testing.T) {
+	good := string(encode(t, events.FilterDecided{Serial: "1a2b", Filter: "policy", Verdict: "rejected", FailInfo: "unacceptedPolicy"}))
+	if err := ValidateEvent([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(good, `"unacceptedPolicy"`, `"policyUnaccepted"`, 1)
+	if err := ValidateEvent([]byte(bad)); err == nil {
+		t.Fatal("an unknown failInfo validated")
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"math/big"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -111,5 +114,69 @@ func TestLoadRefusesAForeignChainAndAnIncompleteSet(t *testing.T) {
 	}
 	if _, err := Load(Config{KeyFile: a.TSAKey, CertFile: b.TSACert}, now); err == nil {
 		t.Fatal("a certificate for another key was accepted")
+	}
+}
+
+func TestKeyUsageWithoutSignatureIsRefused(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	v, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidKPTimeStamping})
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "tsa"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageKeyAgreement,
+		ExtraExtensions: []pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: v}}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	if err := CheckTSACertificate(c, key.Public(), now); err == nil || !strings.Contains(err.Error(), "keyUsage") {
+		t.Fatalf("err = %v, want a keyUsage refusal", err)
+	}
+	tmpl.KeyUsage = x509.KeyUsageContentCommitment
+	der, _ = x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	c, _ = x509.ParseCertificate(der)
+	if err := CheckTSACertificate(c, key.Public(), now); err != nil {
+		t.Fatalf("contentCommitment alone refused: %v", err)
+	}
+}
+
+// TestLoadAcceptsSEC1AndPKCS1 rewrites the devpki PKCS#8 key in the legacy
+// encodings and loads it with only the root as chain file.
+func TestLoadAcceptsSEC1AndPKCS1(t *testing.T) {
+	for _, kind := range []string{"ecdsa-p256", "rsa-2048"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := devpki.Ensure(devpki.Options{Dir: filepath.Join(dir, "pki"), KeyType: kind, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := os.ReadFile(f.TSAKey)
+			b, _ := pem.Decode(raw)
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var blk *pem.Block
+			switch k := k.(type) {
+			case *ecdsa.PrivateKey:
+				der, _ := x509.MarshalECPrivateKey(k)
+				blk = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+			case *rsa.PrivateKey:
+				blk = &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
+			}
+			legacy := filepath.Join(dir, "legacy.key")
+			if err := os.WriteFile(legacy, pem.EncodeToMemory(blk), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			key, err := Load(Config{KeyFile: legacy, CertFile: f.TSACert, ChainFile: f.CACert}, now)
+			if err != nil {
+				t.Fatalf("%s: %v", blk.Type, err)
+			}
+			if len(key.Chain()) != 1 || !key.Chain()[0].IsCA || key.Certificate().Subject.CommonName != "Chronolog DEVELOPMENT TSA" {
+				t.Fatalf("chain %d", len(key.Chain()))
+			}
+			if key.Signer() == nil {
+				t.Fatal("no signer")
+			}
+		})
 	}
 }
