@@ -27,6 +27,7 @@ type serverFlags struct {
 	maxBody                int64
 	tsaName                bool
 	shutdown               time.Duration
+	debugAddr              string
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -42,6 +43,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.precision, "precision", time.Microsecond, "genTime precision")
 	fs.Int64Var(&f.maxBody, "max-body", 64<<10, "request body limit in bytes")
 	fs.BoolVar(&f.tsaName, "tsa-name", false, "put the certificate subject in TSTInfo.tsa")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 }
 
