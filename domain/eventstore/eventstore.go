@@ -76,7 +76,9 @@ func (e ExpectedState) String() string {
 
 // EventData is an event proposed for appending.
 type EventData struct {
-	// ID is the event's UUID (v7), unique across the store.
+	// ID is the event's UUID (v7) in canonical lower-case form, unique
+	// across the store. Adapters may refuse any other form: EventStoreDB
+	// takes only UUIDs, and the embedded store keeps them as 16 octets.
 	ID string
 	// Type is the versioned wire name, e.g. "TimestampIssued.v1".
 	Type string
