@@ -5,6 +5,7 @@
 package events
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -38,40 +39,41 @@ type Event interface {
 
 // Encode wraps e in an envelope and returns it ready to append. id comes from
 // the caller (a UUIDv7 source) and recordedAt from the caller's clock: the
-// domain takes neither from the machine.
+// domain takes neither from the machine. The bytes are those json.Marshal
+// would write for an Envelope, fields in its order.
 func Encode(id, stream string, recordedAt time.Time, meta Metadata, e Event) (eventstore.EventData, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return eventstore.EventData{}, fmt.Errorf("encode %s: %w", e.EventType(), err)
-	}
-	// The envelope is assembled by hand, in Envelope's field order: going
-	// through json.Marshal would re-compact data (the token, in base64) a
-	// second time on the issuance hot path.
 	typ := e.EventType()
-	at, err := recordedAt.UTC().MarshalJSON()
+	size := 320 + len(id) + len(stream)
+	if ti, ok := e.(TimestampIssued); ok {
+		size += base64.StdEncoding.EncodedLen(len(ti.Token))
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":`...)
+	b = appendString(b, typ)
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, stream)
+	b = append(b, `,"recordedAt":`...)
+	b, err := appendTime(b, recordedAt.UTC())
 	if err != nil {
 		return eventstore.EventData{}, fmt.Errorf("encode recordedAt of %s: %w", typ, err)
 	}
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return eventstore.EventData{}, fmt.Errorf("encode metadata of %s: %w", typ, err)
+	b = append(b, `,"data":`...)
+	if a, ok := e.(jsonAppender); ok {
+		b, err = a.appendJSON(b)
+	} else {
+		var data []byte
+		data, err = json.Marshal(e)
+		b = append(b, data...)
 	}
-	payload := make([]byte, 0, len(data)+len(metaJSON)+len(stream)+160)
-	payload = append(payload, `{"type":`...)
-	payload = appendJSONString(payload, typ)
-	payload = append(payload, `,"id":`...)
-	payload = appendJSONString(payload, id)
-	payload = append(payload, `,"stream":`...)
-	payload = appendJSONString(payload, stream)
-	payload = append(payload, `,"recordedAt":`...)
-	payload = append(payload, at...)
-	payload = append(payload, `,"data":`...)
-	payload = append(payload, data...)
-	payload = append(payload, `,"metadata":`...)
-	payload = append(payload, metaJSON...)
-	payload = append(payload, '}')
-	env := Envelope{Type: typ}
-	return eventstore.EventData{ID: id, Type: env.Type, Payload: payload}, nil
+	if err != nil {
+		return eventstore.EventData{}, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	b = append(b, `,"metadata":`...)
+	b = meta.appendJSON(b)
+	b = append(b, '}')
+	return eventstore.EventData{ID: id, Type: typ, Payload: b}, nil
 }
 
 // Decode parses a stored envelope and its data into the registered type.
@@ -114,10 +116,4 @@ func New(eventType string) Event {
 		return mk()
 	}
 	return nil
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
 }
