@@ -1,129 +1,109 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
+	crand "crypto/rand"
 	"flag"
 	"fmt"
-	"math/big"
-	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
-// runBench loads a TSA from many workers over keep-alive connections and
-// prints throughput, latency percentiles, errors and memory. Every reply is
-// parsed: only a granted TimeStampResp counts as a token.
+// runBench loads a TSA from many workers, each on its own keep-alive
+// connection, and prints throughput, latency percentiles, errors, and the
+// CPU and memory each side used. Every reply is checked: HTTP 200 with
+// application/timestamp-reply, status granted, and a token that echoes the
+// query's nonce and digest; anything else is counted as an error by kind.
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("tsactl bench", flag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1:3180/tsa", "TSA URL")
-	workers := fs.Int("workers", 64, "concurrent clients")
-	duration := fs.Duration("duration", 10*time.Second, "how long to load")
+	target := fs.String("url", "http://127.0.0.1:3180/tsa", "TSA URL (http or https)")
+	workers := fs.Int("workers", 64, "concurrent clients, one connection each")
+	duration := fs.Duration("duration", 10*time.Second, "how long to measure")
 	warmup := fs.Duration("warmup", time.Second, "load before measuring starts")
-	tsq := fs.String("tsq", "", "send this query file every time (default: a fresh query with a nonce per request)")
+	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
+	tsq := fs.String("tsq", "", "send this query file every time (default: a fresh digest and nonce per request)")
 	certReq := fs.Bool("cert", false, "generated queries ask for certificates")
 	hash := fs.String("hash", "sha256", "hash of generated queries")
-	serverPID := fs.Int("server-pid", 0, "report this process's peak resident memory (Linux /proc)")
+	serverPID := fs.Int("server-pid", 0, "also report this local process's CPU time and peak memory (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var fixed []byte
-	if *tsq != "" {
-		var err error
-		if fixed, err = os.ReadFile(*tsq); err != nil {
-			return err
-		}
+	if *workers < 1 || *duration <= 0 {
+		return fmt.Errorf("need at least one worker and a positive duration")
+	}
+	u, err := url.Parse(*target)
+	if err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	dial, err := newBenchDialer(u, *timeout)
+	if err != nil {
+		return err
 	}
 	alg, ok := rfc3161.HashByName(*hash)
 	if !ok {
 		return fmt.Errorf("unknown hash %q", *hash)
 	}
-	client := &http.Client{
-		Transport: &http.Transport{MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, MaxConnsPerHost: *workers},
-		Timeout:   30 * time.Second,
-	}
-	query := func(i int) ([]byte, error) {
-		if fixed != nil {
-			return fixed, nil
+	var fixed []byte
+	if *tsq != "" {
+		if fixed, err = os.ReadFile(*tsq); err != nil {
+			return err
 		}
-		sum := sha256.Sum256(fmt.Appendf(nil, "chronolog bench %d", i))
-		digest := make([]byte, alg.Size)
-		copy(digest, sum[:])
-		nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-		if err != nil {
-			return nil, err
-		}
-		q, err := rfc3161.NewTimeStampReq(alg, digest, nonce, nil, *certReq)
-		if err != nil {
-			return nil, err
-		}
-		return q.Marshal()
 	}
 
-	type result struct {
-		lat     []time.Duration
-		granted int
-		errs    map[string]int
+	results := make([]benchResult, *workers)
+	makers := make([]*queryMaker, *workers)
+	for w := range makers {
+		var seed [32]byte
+		crand.Read(seed[:])
+		if makers[w], err = newQueryMaker(alg, *certReq, seed); err != nil {
+			return err
+		}
+		makers[w].fixed = fixed
+		results[w].lat = make([]time.Duration, 0, 1<<14)
+		results[w].errs = map[string]int{}
 	}
-	results := make([]result, *workers)
-	ctx, cancel := context.WithTimeout(context.Background(), *warmup+*duration)
+	start := time.Now()
+	measureFrom := start.Add(*warmup)
+	ctx, cancel := context.WithDeadline(context.Background(), measureFrom.Add(*duration))
 	defer cancel()
-	measureFrom := time.Now().Add(*warmup)
+
+	// The CPU figures cover the measured window only.
+	var clientCPU, serverCPU cpuWindow
+	go func() {
+		time.Sleep(time.Until(measureFrom))
+		clientCPU.begin(selfCPU())
+		serverCPU.begin(procCPU(*serverPID))
+	}()
+
 	var wg sync.WaitGroup
-	for w := 0; w < *workers; w++ {
+	for w := range *workers {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			r := &results[w]
-			r.errs = map[string]int{}
-			for i := w; ctx.Err() == nil; i += *workers {
-				der, err := query(i)
-				if err != nil {
-					r.errs["query: "+err.Error()]++
-					return
-				}
-				start := time.Now()
-				body, err := post(client, *url, der)
-				lat := time.Since(start)
-				if ctx.Err() != nil {
-					return
-				}
-				if start.Before(measureFrom) {
-					continue
-				}
-				if err != nil {
-					r.errs[shortErr(err)]++
-					continue
-				}
-				resp, err := rfc3161.ParseTimeStampResp(body)
-				switch {
-				case err != nil:
-					r.errs["bad reply: "+err.Error()]++
-				case resp.Token == nil:
-					r.errs["not granted: "+describeStatus(resp)]++
-				default:
-					r.granted++
-					r.lat = append(r.lat, lat)
-				}
-			}
-		}(w)
+			benchWorker(ctx, newBenchConn(u, dial), makers[w], &results[w], measureFrom, *timeout)
+		}()
 	}
+	<-ctx.Done()
+	clientCPU.end(selfCPU())
+	serverCPU.end(procCPU(*serverPID))
 	wg.Wait()
-	elapsed := *duration
 
 	var lat []time.Duration
 	granted := 0
 	errs := map[string]int{}
 	for _, r := range results {
 		lat = append(lat, r.lat...)
-		granted += r.granted
+		granted += len(r.lat)
 		for k, v := range r.errs {
 			errs[k] += v
 		}
@@ -133,24 +113,145 @@ func runBench(args []string) error {
 	for _, v := range errs {
 		nerr += v
 	}
-	fmt.Printf("url:        %s\nworkers:    %d\nduration:   %s (after %s warm-up)\n", *url, *workers, elapsed, *warmup)
+	secs := duration.Seconds()
+	fmt.Printf("url:        %s\nworkers:    %d (one keep-alive connection each)\nduration:   %s (after %s warm-up)\n", *target, *workers, *duration, *warmup)
 	fmt.Printf("tokens:     %d granted, %d errors\n", granted, nerr)
-	fmt.Printf("throughput: %.0f tokens/s\n", float64(granted)/elapsed.Seconds())
+	fmt.Printf("throughput: %.0f tokens/s\n", float64(granted)/secs)
 	fmt.Printf("latency:    p50 %s  p90 %s  p99 %s  p999 %s  max %s\n",
 		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), pct(lat, 0.999), pct(lat, 1))
-	for k, v := range errs {
-		fmt.Printf("error:      %d × %s\n", v, k)
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Printf("error:      %d × %s\n", errs[k], k)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("client mem: %.1f MiB heap in use, %.1f MiB from the OS\n", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
+	fmt.Printf("client:     %s, %.1f MiB heap in use, %.1f MiB from the OS\n",
+		clientCPU.describe(secs, granted), float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
 	if *serverPID > 0 {
-		fmt.Printf("server mem: %s\n", procMemory(*serverPID))
+		fmt.Printf("server:     %s, %s\n", serverCPU.describe(secs, granted), procMemory(*serverPID))
 	}
 	if granted == 0 {
 		return fmt.Errorf("no token was granted")
 	}
 	return nil
+}
+
+type benchResult struct {
+	lat  []time.Duration // of granted replies in the measured window
+	errs map[string]int
+}
+
+func benchWorker(ctx context.Context, c *benchConn, m *queryMaker, r *benchResult, measureFrom time.Time, timeout time.Duration) {
+	defer c.close()
+	var want []byte
+	for ctx.Err() == nil {
+		query, digest, nonce := m.next()
+		start := time.Now()
+		body, err := c.roundTrip(query, start.Add(timeout))
+		lat := time.Since(start)
+		if ctx.Err() != nil {
+			return // the reply may have been cut off by the end of the run
+		}
+		if start.Before(measureFrom) {
+			continue
+		}
+		if err != nil {
+			r.errs[shortErr(err)]++
+			if c.conn == nil {
+				time.Sleep(10 * time.Millisecond) // do not spin on a refused dial
+			}
+			continue
+		}
+		resp, err := rfc3161.ParseTimeStampResp(body)
+		if nonce != nil {
+			want = append(append(want[:0], 0x02, benchNonceLen), nonce...)
+		}
+		switch {
+		case err != nil:
+			r.errs["bad reply: "+err.Error()]++
+		case resp.Token == nil:
+			r.errs["not granted: "+describeStatus(resp)]++
+		case nonce != nil && !bytes.Contains(resp.Token, want):
+			r.errs["token does not echo the nonce"]++
+		case digest != nil && !bytes.Contains(resp.Token, digest):
+			r.errs["token does not carry the digest"]++
+		default:
+			r.lat = append(r.lat, lat)
+		}
+	}
+}
+
+// cpuWindow measures CPU time between two readings.
+type cpuWindow struct {
+	mu        sync.Mutex
+	from, to  time.Duration
+	began, ok bool
+}
+
+func (w *cpuWindow) begin(d time.Duration, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.from, w.began, w.ok = d, true, ok
+}
+
+func (w *cpuWindow) end(d time.Duration, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.to = d
+	w.ok = w.ok && ok && w.began
+}
+
+func (w *cpuWindow) describe(secs float64, tokens int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.ok {
+		return "CPU unknown"
+	}
+	used := w.to - w.from
+	s := fmt.Sprintf("%.2f cores", used.Seconds()/secs)
+	if tokens > 0 {
+		s += fmt.Sprintf(" (%.0f µs CPU per token)", float64(used.Microseconds())/float64(tokens))
+	}
+	return s
+}
+
+func selfCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// procCPU reads a process's user+system time from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name may hold spaces: fields start after its ')'.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	// USER_HZ is 100 on every Linux the Go runtime supports.
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {
