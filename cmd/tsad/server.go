@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -34,6 +35,9 @@ type keyFiles struct {
 // serve wires the adapters and runs until SIGTERM or SIGINT.
 func serve(f *serverFlags, kf keyFiles) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(f.gcPercent)
+	}
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
