@@ -90,25 +90,33 @@ func TestOpenSSLRejectsAForeignCA(t *testing.T) {
 	}
 }
 
-// TestOpenSSLWithRSAKeyAndTSAName runs a server with an RSA-2048 key that
-// names itself in TSTInfo.tsa, and has openssl verify its tokens.
+// TestOpenSSLWithRSAKeyAndTSAName runs servers with an RSA-2048 key that
+// names itself in TSTInfo.tsa, signing once with OpenSSL's libcrypto and
+// once with Go's crypto, and has openssl verify their tokens.
 func TestOpenSSLWithRSAKeyAndTSAName(t *testing.T) {
 	openssl := requireTool(t, "openssl")
-	srv := startServer(t, t.TempDir(), "--key-type", "rsa-2048", "--tsa-name")
-	work := t.TempDir()
-	doc := filepath.Join(work, "doc.txt")
-	os.WriteFile(doc, []byte("signed with RSA"), 0o644)
-	tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
-	run(t, openssl, "ts", "-query", "-data", doc, "-sha384", "-cert", "-out", tsq)
-	q, _ := os.ReadFile(tsq)
-	_, _, body := post(t, srv.url, "application/timestamp-query", q)
-	os.WriteFile(tsr, body, 0o644)
-	text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
-	if !strings.Contains(text, "TSA: DirName:") || !strings.Contains(text, "Chronolog DEVELOPMENT TSA") {
-		t.Fatalf("TSA name missing:\n%s", text)
-	}
-	out := run(t, openssl, "ts", "-verify", "-in", tsr, "-queryfile", tsq, "-CAfile", srv.caFile())
-	if !strings.Contains(out, "Verification: OK") {
-		t.Fatalf("openssl ts -verify:\n%s", out)
+	for crypto, says := range map[string]string{"openssl": "signing: OpenSSL 3 libcrypto", "go": "signing: Go crypto"} {
+		t.Run(crypto, func(t *testing.T) {
+			srv := startServer(t, t.TempDir(), "--key-type", "rsa-2048", "--tsa-name", "--crypto", crypto)
+			if !strings.Contains(srv.output(), says) {
+				t.Fatalf("server does not say %q:\n%s", says, srv.output())
+			}
+			work := t.TempDir()
+			doc := filepath.Join(work, "doc.txt")
+			os.WriteFile(doc, []byte("signed with RSA"), 0o644)
+			tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
+			run(t, openssl, "ts", "-query", "-data", doc, "-sha384", "-cert", "-out", tsq)
+			q, _ := os.ReadFile(tsq)
+			_, _, body := post(t, srv.url, "application/timestamp-query", q)
+			os.WriteFile(tsr, body, 0o644)
+			text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
+			if !strings.Contains(text, "TSA: DirName:") || !strings.Contains(text, "Chronolog DEVELOPMENT TSA") {
+				t.Fatalf("TSA name missing:\n%s", text)
+			}
+			out := run(t, openssl, "ts", "-verify", "-in", tsr, "-queryfile", tsq, "-CAfile", srv.caFile())
+			if !strings.Contains(out, "Verification: OK") {
+				t.Fatalf("openssl ts -verify:\n%s", out)
+			}
+		})
 	}
 }

@@ -29,6 +29,7 @@ type serverFlags struct {
 	shutdown               time.Duration
 	debugAddr              string
 	gcPercent              int
+	crypto                 string
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -44,6 +45,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.precision, "precision", time.Microsecond, "genTime precision")
 	fs.Int64Var(&f.maxBody, "max-body", 64<<10, "request body limit in bytes")
 	fs.BoolVar(&f.tsaName, "tsa-name", false, "put the certificate subject in TSTInfo.tsa")
+	fs.StringVar(&f.crypto, "crypto", "auto", "who does the signing arithmetic: openssl (OpenSSL 3's libcrypto, loaded at run time), go, or auto (openssl where it loads)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target (as GOGC; the GOGC environment variable wins when set): issuing allocates ~30 KB per token around a small live heap, so fewer collections save CPU for ~30 MiB more memory")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")

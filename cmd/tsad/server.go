@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
+	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
@@ -57,8 +60,15 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if err != nil {
 		return fmt.Errorf("load TSA key: %w", err)
 	}
+	arith, how, err := signingArithmetic(f.crypto, key.Signer())
+	if err != nil {
+		return err
+	}
+	if c, ok := arith.(io.Closer); ok {
+		defer c.Close()
+	}
 	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{
-		Signer:      key.Signer(),
+		Signer:      arith,
 		Certificate: key.Certificate(),
 		Chain:       key.Chain(),
 	})
@@ -138,6 +148,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	fmt.Printf("verify against CA: %s\n", kf.caFile)
 	fmt.Printf("TSA certificate: %s (sha256 %s)\n", kf.cert, key.Fingerprint())
 	fmt.Printf("data: %s\n", f.data)
+	fmt.Printf("signing: %s\n", how)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -157,4 +168,24 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// signingArithmetic picks who computes signatures with the loaded key:
+// OpenSSL's libcrypto where it loads (several times faster for RSA), or
+// Go's crypto.
+func signingArithmetic(choice string, key crypto.Signer) (crypto.Signer, string, error) {
+	switch choice {
+	case "go":
+		return key, "Go crypto", nil
+	case "auto", "openssl":
+		lc, err := libcrypto.New(key)
+		if err == nil {
+			return lc, "OpenSSL 3 libcrypto", nil
+		}
+		if choice == "openssl" {
+			return nil, "", err
+		}
+		return key, fmt.Sprintf("Go crypto (%v)", err), nil
+	}
+	return nil, "", fmt.Errorf("--crypto %q: want auto, openssl or go", choice)
 }
