@@ -42,12 +42,21 @@ type Event interface {
 // domain takes neither from the machine. The bytes are those json.Marshal
 // would write for an Envelope, fields in its order.
 func Encode(id, stream string, recordedAt time.Time, meta Metadata, e Event) (eventstore.EventData, error) {
-	typ := e.EventType()
 	size := 320 + len(id) + len(stream)
 	if ti, ok := e.(TimestampIssued); ok {
 		size += base64.StdEncoding.EncodedLen(len(ti.Token))
 	}
-	b := make([]byte, 0, size)
+	b, err := AppendEnvelope(make([]byte, 0, size), id, stream, recordedAt, meta, e)
+	if err != nil {
+		return eventstore.EventData{}, err
+	}
+	return eventstore.EventData{ID: id, Type: e.EventType(), Payload: b}, nil
+}
+
+// AppendEnvelope appends e's envelope, as Encode makes it, to b: a caller
+// recording several events can keep their payloads in one buffer.
+func AppendEnvelope(b []byte, id, stream string, recordedAt time.Time, meta Metadata, e Event) ([]byte, error) {
+	typ := e.EventType()
 	b = append(b, `{"type":`...)
 	b = appendString(b, typ)
 	b = append(b, `,"id":`...)
@@ -57,7 +66,7 @@ func Encode(id, stream string, recordedAt time.Time, meta Metadata, e Event) (ev
 	b = append(b, `,"recordedAt":`...)
 	b, err := appendTime(b, recordedAt.UTC())
 	if err != nil {
-		return eventstore.EventData{}, fmt.Errorf("encode recordedAt of %s: %w", typ, err)
+		return b, fmt.Errorf("encode recordedAt of %s: %w", typ, err)
 	}
 	b = append(b, `,"data":`...)
 	if a, ok := e.(jsonAppender); ok {
@@ -68,12 +77,11 @@ func Encode(id, stream string, recordedAt time.Time, meta Metadata, e Event) (ev
 		b = append(b, data...)
 	}
 	if err != nil {
-		return eventstore.EventData{}, fmt.Errorf("encode %s: %w", typ, err)
+		return b, fmt.Errorf("encode %s: %w", typ, err)
 	}
 	b = append(b, `,"metadata":`...)
 	b = meta.appendJSON(b)
-	b = append(b, '}')
-	return eventstore.EventData{ID: id, Type: typ, Payload: b}, nil
+	return append(b, '}'), nil
 }
 
 // Decode parses a stored envelope and its data into the registered type.

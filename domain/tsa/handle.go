@@ -53,6 +53,9 @@ type exchange struct {
 	meta   events.Metadata
 	at     time.Time
 	evs    []eventstore.EventData
+	// buf holds the events' payloads one after the other: one allocation
+	// for a request's events instead of one per event.
+	buf []byte
 }
 
 func (s *Service) begin(r Request) (*exchange, error) {
@@ -69,15 +72,21 @@ func (s *Service) begin(r Request) (*exchange, error) {
 		meta:   events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name},
 		at:     s.p.Clock.Now().UTC(),
 		evs:    make([]eventstore.EventData, 0, 5),
+		buf:    make([]byte, 0, 4096),
 	}, nil
 }
 
 func (x *exchange) add(e events.Event) error {
-	ed, err := events.Encode(x.s.p.IDs.NewID(), x.stream, x.at, x.meta, e)
+	id := x.s.p.IDs.NewID()
+	start := len(x.buf)
+	buf, err := events.AppendEnvelope(x.buf, id, x.stream, x.at, x.meta, e)
 	if err != nil {
 		return err
 	}
-	x.evs = append(x.evs, ed)
+	x.buf = buf
+	// Capped, so that growing buf later never writes into this payload.
+	payload := buf[start:len(buf):len(buf)]
+	x.evs = append(x.evs, eventstore.EventData{ID: id, Type: e.EventType(), Payload: payload})
 	return nil
 }
 

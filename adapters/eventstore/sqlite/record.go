@@ -77,13 +77,18 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 		body = append(body, e.Payload...)
 	}
 	*bp = body
-	rec := make([]byte, 1+s2.MaxEncodedLen(len(body)))
-	if z := s2.Encode(rec[1:], body); len(z) < len(body) {
-		rec[0] = formatS2
-		out.record = rec[:1+len(z)]
+	zp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(zp)
+	if n := s2.MaxEncodedLen(len(body)); cap(*zp) < n {
+		*zp = make([]byte, n)
+	}
+	// The record is allocated at its final size: it stays in memory until
+	// the writer has bound it.
+	if z := s2.Encode((*zp)[:cap(*zp)], body); len(z) < len(body) {
+		out.record = append(append(make([]byte, 0, 1+len(z)), formatS2), z...)
 		return out, nil
 	}
-	out.record = append(append(rec[:0], formatRaw), body...)
+	out.record = append(append(make([]byte, 0, 1+len(body)), formatRaw), body...)
 	return out, nil
 }
 
