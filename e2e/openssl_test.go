@@ -76,14 +76,7 @@ func TestOpenSSLRejectsAForeignCA(t *testing.T) {
 	openssl := requireTool(t, "openssl")
 	srv := startServer(t, t.TempDir())
 	other := startServer(t, t.TempDir())
-	work := t.TempDir()
-	doc := filepath.Join(work, "doc.txt")
-	os.WriteFile(doc, []byte("x"), 0o644)
-	tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
-	run(t, openssl, "ts", "-query", "-data", doc, "-sha256", "-cert", "-out", tsq)
-	q, _ := os.ReadFile(tsq)
-	_, _, body := post(t, srv.url, "application/timestamp-query", q)
-	os.WriteFile(tsr, body, 0o644)
+	tsq, tsr := opensslQuery(t, openssl, srv.url, "x", "-sha256")
 	out, err := execOutput(openssl, "ts", "-verify", "-in", tsr, "-queryfile", tsq, "-CAfile", other.caFile())
 	if err == nil || strings.Contains(out, "Verification: OK") {
 		t.Fatalf("a token verified against a foreign CA:\n%s", out)
@@ -101,14 +94,7 @@ func TestOpenSSLWithRSAKeyAndTSAName(t *testing.T) {
 			if !strings.Contains(srv.output(), says) {
 				t.Fatalf("server does not say %q:\n%s", says, srv.output())
 			}
-			work := t.TempDir()
-			doc := filepath.Join(work, "doc.txt")
-			os.WriteFile(doc, []byte("signed with RSA"), 0o644)
-			tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
-			run(t, openssl, "ts", "-query", "-data", doc, "-sha384", "-cert", "-out", tsq)
-			q, _ := os.ReadFile(tsq)
-			_, _, body := post(t, srv.url, "application/timestamp-query", q)
-			os.WriteFile(tsr, body, 0o644)
+			tsq, tsr := opensslQuery(t, openssl, srv.url, "signed with RSA", "-sha384")
 			text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
 			if !strings.Contains(text, "TSA: DirName:") || !strings.Contains(text, "Chronolog DEVELOPMENT TSA") {
 				t.Fatalf("TSA name missing:\n%s", text)
@@ -119,4 +105,19 @@ func TestOpenSSLWithRSAKeyAndTSAName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// opensslQuery has openssl make a query (with -cert) for text, posts it to
+// url and returns the query and reply files.
+func opensslQuery(t *testing.T, openssl, url, text, hashFlag string) (tsq, tsr string) {
+	t.Helper()
+	work := t.TempDir()
+	doc := filepath.Join(work, "doc.txt")
+	os.WriteFile(doc, []byte(text), 0o644)
+	tsq, tsr = filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
+	run(t, openssl, "ts", "-query", "-data", doc, hashFlag, "-cert", "-out", tsq)
+	q, _ := os.ReadFile(tsq)
+	_, _, body := post(t, url, "application/timestamp-query", q)
+	os.WriteFile(tsr, body, 0o644)
+	return tsq, tsr
 }
