@@ -27,15 +27,14 @@ static unsigned long (*p_ERR_get_error)(void);
 static void (*p_ERR_error_string_n)(unsigned long, char *, size_t);
 static unsigned long (*p_OpenSSL_version_num)(void);
 
-#define LOAD(name) if (!(*(void **)(&p_##name) = dlsym(lc, #name))) return #name;
+#define LOAD(name) if (!(*(void **)(&p_##name) = dlsym(h, #name))) { dlclose(h); return #name; }
 
 // cl_load opens libcrypto.so.3 and resolves every entry point. It returns
-// NULL on success, or what was missing.
+// NULL on success, or what was missing; lc is set only when all is there.
 static const char *cl_load(void) {
 	if (lc) return NULL;
 	void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
 	if (!h) return "libcrypto.so.3";
-	lc = h;
 	LOAD(d2i_AutoPrivateKey)
 	LOAD(EVP_PKEY_free)
 	LOAD(EVP_PKEY_CTX_new)
@@ -48,6 +47,7 @@ static const char *cl_load(void) {
 	LOAD(ERR_get_error)
 	LOAD(ERR_error_string_n)
 	LOAD(OpenSSL_version_num)
+	lc = h;
 	return NULL;
 }
 
