@@ -41,10 +41,29 @@ func TestSampleEventsValidate(t *testing.T) {
 		events.TimestampIssued{Serial: "1a2b", GenTime: now, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: strings.Repeat("cd", 32), Token: []byte{0x30, 0x03, 1, 2, 3}},
 		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "md5", HTTPStatus: 200},
 		events.TimestampRejected{Serial: "1a2b", Status: "refused", Reason: "GET", HTTPStatus: 405},
+		events.LogSegmentSealed{Index: 0, First: 1, Last: 4, Count: 4, Root: strings.Repeat("ab", 32), LeafHash: strings.Repeat("cd", 32), Log: "tessera"},
+		events.LogCheckpointSigned{Origin: "tsa.example/log", Size: 1, Root: strings.Repeat("ef", 32), Note: "tsa.example/log\n1\n...\n\n— tsa.example/log abc\n"},
 	}
 	for _, e := range samples {
 		if err := ValidateEvent(encode(t, e)); err != nil {
 			t.Errorf("%s: %v", e.EventType(), err)
+		}
+	}
+}
+
+func TestBrokenLogEventsFail(t *testing.T) {
+	good := string(encode(t, events.LogSegmentSealed{Index: 3, First: 10, Last: 12, Count: 3, Root: strings.Repeat("ab", 32), LeafHash: strings.Repeat("cd", 32), Log: "trillian"}))
+	for name, payload := range map[string]string{
+		"zero count":  strings.Replace(good, `"count":3`, `"count":0`, 1),
+		"short root":  strings.Replace(good, strings.Repeat("ab", 32), "abab", 1),
+		"unknown log": strings.Replace(good, `"trillian"`, `"sqlite"`, 1),
+		"no leafHash": strings.Replace(good, `,"leafHash":"`+strings.Repeat("cd", 32)+`"`, ``, 1),
+	} {
+		if payload == good {
+			t.Fatalf("%s: the mutation did not apply", name)
+		}
+		if err := ValidateEvent([]byte(payload)); err == nil {
+			t.Errorf("%s: validated", name)
 		}
 	}
 }

@@ -107,6 +107,9 @@ var registry = map[string]func() Event{
 	TypeFilterDecided:      func() Event { return &FilterDecided{} },
 	TypeTimestampIssued:    func() Event { return &TimestampIssued{} },
 	TypeTimestampRejected:  func() Event { return &TimestampRejected{} },
+
+	TypeLogSegmentSealed:    func() Event { return &LogSegmentSealed{} },
+	TypeLogCheckpointSigned: func() Event { return &LogCheckpointSigned{} },
 }
 
 // Types lists every registered wire name (for schema checks).
