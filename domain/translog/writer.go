@@ -1,0 +1,417 @@
+package translog
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/merkle"
+)
+
+// Log is the transparency log the writer commits segment leaves to. The
+// contract suite in adapters/translog/translogtest holds every adapter to it.
+type Log interface {
+	// Append makes leaf the log's leaf number index and returns once it is
+	// durably in the log, perhaps not yet under a published checkpoint. The
+	// writer appends one leaf at a time, in index order, index being the
+	// log's size as it last knew it. An Append whose outcome was lost may be
+	// retried: the same leaf already at index is success; another leaf
+	// there, or a gap before index, is an error.
+	Append(ctx context.Context, index uint64, leaf []byte) error
+	// Size is how many leaves are durably in the log.
+	Size(ctx context.Context) (uint64, error)
+	// Leaf returns the leaf at index, which must be below Size.
+	Leaf(ctx context.Context, index uint64) ([]byte, error)
+	// Checkpoint returns the latest signed checkpoint (a C2SP signed note).
+	// It may lag behind Size.
+	Checkpoint(ctx context.Context) ([]byte, error)
+	// InclusionProof proves leaf index in the tree of size leaves.
+	InclusionProof(ctx context.Context, index, size uint64) ([]merkle.Hash, error)
+	// ConsistencyProof proves the tree of size2 leaves extends the one of
+	// size1 leaves.
+	ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]merkle.Hash, error)
+}
+
+// EventStore is what the writer needs of the event store.
+type EventStore interface {
+	SubscribeAll(ctx context.Context, after uint64) (eventstore.Subscription, error)
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedState, evs ...eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error)
+}
+
+// Clock tells the time; IDSource draws event ids.
+type (
+	Clock    interface{ Now() time.Time }
+	IDSource interface{ NewID() string }
+	Logger   interface {
+		Info(msg string, args ...any)
+		Error(msg string, args ...any)
+	}
+)
+
+// WriterConfig configures the log writer.
+type WriterConfig struct {
+	// Backend names the log in LogSegmentSealed events: tessera or trillian.
+	Backend string
+	// MaxEvents cuts a segment at this many events; default 4096.
+	MaxEvents int
+	// Node is recorded in event metadata.
+	Node string
+}
+
+// WriterPorts connect the writer to the world.
+type WriterPorts struct {
+	Store EventStore
+	Log   Log
+	IDs   IDSource
+	Clock Clock
+	// Tick paces the writer: at each tick it cuts what is pending, records
+	// a new checkpoint, and retries a log that was down.
+	Tick <-chan time.Time
+	Logs Logger
+}
+
+// Writer commits the event stream to the log, one segment per leaf, and
+// records each sealed segment and each new checkpoint as events. It
+// resumes from the log itself: the last leaf says which event it covers.
+type Writer struct {
+	cfg WriterConfig
+	p   WriterPorts
+
+	next uint64 // index of the next leaf
+
+	mu     sync.Mutex
+	status Status
+	// awaiting holds sealed segments whose events no checkpoint covers yet,
+	// oldest first, with the time their oldest event reached the writer.
+	awaiting []sealedAt
+	lags     lagWindow
+}
+
+type sealedAt struct {
+	index uint64
+	since time.Time
+}
+
+// Status is what /healthz and /metrics report of the writer.
+type Status struct {
+	// LogUp is false while appends to the log fail.
+	LogUp     bool
+	LastError string
+	// Covered is the position of the last event in the log.
+	Covered uint64
+	// Seen is the position of the last event the writer received.
+	Seen uint64
+	// Leaves is the log's size as the writer knows it; CheckpointSize the
+	// size of the last checkpoint recorded.
+	Leaves, CheckpointSize uint64
+	// LagP50, LagP99 and LagMax are over the recent segments: from their
+	// oldest event reaching the writer to a recorded checkpoint covering it.
+	LagP50, LagP99, LagMax time.Duration
+	// LagSamples is how many segments those figures are over.
+	LagSamples int
+}
+
+// NewWriter checks its configuration.
+func NewWriter(cfg WriterConfig, p WriterPorts) (*Writer, error) {
+	if cfg.Backend == "" {
+		return nil, errors.New("translog: writer needs the backend's name")
+	}
+	if p.Store == nil || p.Log == nil || p.IDs == nil || p.Clock == nil || p.Tick == nil || p.Logs == nil {
+		return nil, errors.New("translog: every writer port must be set")
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 4096
+	}
+	return &Writer{cfg: cfg, p: p, lags: lagWindow{size: 1024}}, nil
+}
+
+// Status returns a snapshot of the writer's state.
+func (w *Writer) Status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.status
+	s.LagP50, s.LagP99, s.LagMax, s.LagSamples = w.lags.stats()
+	return s
+}
+
+// Run commits events until ctx ends. It returns only ctx's error or a
+// failure that retrying cannot mend (the log holds a leaf the writer did
+// not write, the event stream is out of order).
+func (w *Writer) Run(ctx context.Context) error {
+	after, err := w.resume(ctx)
+	if err != nil {
+		return err
+	}
+	sub, err := w.p.Store.SubscribeAll(ctx, after)
+	if err != nil {
+		return fmt.Errorf("translog: subscribe: %w", err)
+	}
+	defer sub.Close()
+	feed := make(chan eventstore.RecordedEvent, 1024)
+	feedErr := make(chan error, 1)
+	go func() {
+		for {
+			e, err := sub.Recv(ctx)
+			if err != nil {
+				feedErr <- err
+				return
+			}
+			select {
+			case feed <- e:
+			case <-ctx.Done():
+				feedErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	sealer := NewSealer(w.cfg.MaxEvents, after, events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned)
+	var oldest time.Time // when the first pending event arrived
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-feedErr:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("translog: event feed: %w", err)
+		case e := <-feed:
+			if sealer.Pending() == 0 {
+				oldest = w.p.Clock.Now()
+			}
+			w.mu.Lock()
+			w.status.Seen = e.Position
+			w.mu.Unlock()
+			seg, full, err := sealer.Add(Event{Position: e.Position, Type: e.Type, Payload: e.Payload})
+			if err != nil {
+				return err
+			}
+			if full {
+				if err := w.publish(ctx, seg, oldest); err != nil {
+					return err
+				}
+			}
+		case <-w.p.Tick:
+			if seg, ok := sealer.Cut(); ok {
+				if err := w.publish(ctx, seg, oldest); err != nil {
+					return err
+				}
+			}
+			w.recordCheckpoint(ctx)
+		}
+	}
+}
+
+// resume finds where the log stops, records any sealed segment whose
+// event was lost in a crash, and returns the position after which the
+// stream is not yet in the log.
+func (w *Writer) resume(ctx context.Context) (uint64, error) {
+	var size uint64
+	if err := w.retry(ctx, "read the log's size", func() (err error) {
+		size, err = w.p.Log.Size(ctx)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	w.next = size
+	recorded, err := w.recordedSegments(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if recorded > size {
+		return 0, fmt.Errorf("%w: the log holds %d leaves but %d sealed segments are on record: it lost leaves",
+			ErrConflict, size, recorded)
+	}
+	for i := recorded; i < size; i++ {
+		leaf, err := w.leaf(ctx, i)
+		if err != nil {
+			return 0, err
+		}
+		if err := w.recordSegment(ctx, i, leaf); err != nil {
+			return 0, err
+		}
+	}
+	var after uint64
+	if size > 0 {
+		last, err := w.leaf(ctx, size-1)
+		if err != nil {
+			return 0, err
+		}
+		after = last.Last
+	}
+	w.mu.Lock()
+	w.status.Leaves, w.status.Covered, w.status.Seen, w.status.LogUp = size, after, after, true
+	w.mu.Unlock()
+	w.p.Logs.Info("transparency log writer resumes", "leaves", size, "covered", after)
+	return after, nil
+}
+
+func (w *Writer) leaf(ctx context.Context, i uint64) (SegmentLeaf, error) {
+	var raw []byte
+	if err := w.retry(ctx, "read a leaf", func() (err error) {
+		raw, err = w.p.Log.Leaf(ctx, i)
+		return err
+	}); err != nil {
+		return SegmentLeaf{}, err
+	}
+	leaf, err := ParseSegmentLeaf(raw)
+	if err != nil {
+		return SegmentLeaf{}, fmt.Errorf("translog: leaf %d of the log: %w", i, err)
+	}
+	return leaf, nil
+}
+
+// recordedSegments is how many LogSegmentSealed events exist: the
+// segments stream's next revision.
+func (w *Writer) recordedSegments(ctx context.Context) (uint64, error) {
+	evs, err := w.p.Store.ReadStream(ctx, events.LogSegmentsStream)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("translog: read %s: %w", events.LogSegmentsStream, err)
+	}
+	return evs[len(evs)-1].Revision + 1, nil
+}
+
+// publish appends seg's leaf, retrying while the log is down, and records
+// it.
+func (w *Writer) publish(ctx context.Context, seg Segment, oldest time.Time) error {
+	index, leaf := w.next, seg.Leaf.Marshal()
+	if err := w.retry(ctx, "append a segment", func() error { return w.p.Log.Append(ctx, index, leaf) }); err != nil {
+		return err
+	}
+	w.next++
+	w.mu.Lock()
+	w.status.Leaves, w.status.Covered = w.next, seg.Leaf.Last
+	w.awaiting = append(w.awaiting, sealedAt{index: index, since: oldest})
+	w.mu.Unlock()
+	return w.recordSegment(ctx, index, seg.Leaf)
+}
+
+func (w *Writer) recordSegment(ctx context.Context, index uint64, leaf SegmentLeaf) error {
+	expected := eventstore.NoStream
+	if index > 0 {
+		expected = eventstore.AtRevision(index - 1)
+	}
+	lh := leaf.Hash()
+	e := events.LogSegmentSealed{
+		Index: index, First: leaf.First, Last: leaf.Last, Count: leaf.Count,
+		Root: hex.EncodeToString(leaf.Root[:]), LeafHash: hex.EncodeToString(lh[:]), Log: w.cfg.Backend,
+	}
+	return w.retry(ctx, "record a sealed segment", func() error {
+		return w.record(ctx, events.LogSegmentsStream, expected, e)
+	})
+}
+
+// recordCheckpoint records the log's latest checkpoint when it grew.
+func (w *Writer) recordCheckpoint(ctx context.Context) {
+	signed, err := w.p.Log.Checkpoint(ctx)
+	if err != nil {
+		w.down(err)
+		return
+	}
+	cp, err := parseSignedCheckpoint(signed)
+	if err != nil {
+		w.p.Logs.Error("the log published a checkpoint that does not parse", "err", err)
+		return
+	}
+	w.mu.Lock()
+	known := w.status.CheckpointSize
+	w.mu.Unlock()
+	if cp.Size <= known {
+		return
+	}
+	e := events.LogCheckpointSigned{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]), Note: string(signed)}
+	if err := w.record(ctx, events.LogCheckpointsStream, eventstore.Any, e); err != nil {
+		w.p.Logs.Error("checkpoint not recorded", "size", cp.Size, "err", err)
+		return
+	}
+	now := w.p.Clock.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.status.CheckpointSize = cp.Size
+	for len(w.awaiting) > 0 && w.awaiting[0].index < cp.Size {
+		w.lags.add(now.Sub(w.awaiting[0].since))
+		w.awaiting = w.awaiting[1:]
+	}
+}
+
+func (w *Writer) record(ctx context.Context, stream string, expected eventstore.ExpectedState, e events.Event) error {
+	ed, err := events.Encode(w.p.IDs.NewID(), stream, w.p.Clock.Now(), events.Metadata{Node: w.cfg.Node, Service: "translog"}, e)
+	if err != nil {
+		return err
+	}
+	_, err = w.p.Store.Append(ctx, stream, expected, ed)
+	if errors.Is(err, eventstore.ErrWrongExpectedState) && stream == events.LogSegmentsStream {
+		// Recorded already, before a crash lost our knowledge of it.
+		return nil
+	}
+	return err
+}
+
+// retry runs f until it succeeds, at each tick, while ctx lasts. The
+// issuing side never waits for the log: events are durable in the store
+// and the writer catches up when the log is back.
+func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
+	failing := false
+	for {
+		err := f()
+		if err == nil {
+			if failing {
+				w.mu.Lock()
+				w.status.LogUp, w.status.LastError = true, ""
+				w.mu.Unlock()
+				w.p.Logs.Info("transparency log writer recovered", "op", what)
+			}
+			return nil
+		}
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
+		if !failing {
+			w.p.Logs.Error("transparency log writer cannot "+what+"; retrying", "err", err)
+			failing = true
+		}
+		w.down(err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.p.Tick:
+		}
+	}
+}
+
+func (w *Writer) down(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.status.LogUp, w.status.LastError = false, err.Error()
+}
+
+// ErrConflict is wrapped by Log.Append when the log holds another leaf at
+// the index, or is shorter than it: retrying cannot mend that.
+var ErrConflict = errors.New("translog: the log disagrees with the writer")
+
+func parseSignedCheckpoint(signed []byte) (Checkpoint, error) {
+	// The writer trusts its own log's signature; auditors verify it.
+	i := indexBlankLine(signed)
+	if i < 0 {
+		return Checkpoint{}, fmt.Errorf("%w: not a signed note", ErrBadCheckpoint)
+	}
+	return ParseCheckpoint(signed[:i+1])
+}
+
+func indexBlankLine(b []byte) int {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '\n' && b[i+1] == '\n' {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,400 @@
+package translog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/merkle"
+)
+
+// fakeStore is an in-memory event store with EventStoreDB semantics,
+// enough for the writer.
+type fakeStore struct {
+	mu      sync.Mutex
+	all     []eventstore.RecordedEvent
+	streams map[string]int
+	changed chan struct{}
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{streams: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (s *fakeStore) Append(_ context.Context, stream string, exp eventstore.ExpectedState, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, exists := s.streams[stream]
+	if !exp.Admits(exists, uint64(n-1)) {
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedStateError{Stream: stream, Expected: exp, Exists: exists, Actual: uint64(n - 1)}
+	}
+	for _, e := range evs {
+		s.all = append(s.all, eventstore.RecordedEvent{Position: uint64(len(s.all) + 1), Stream: stream, Revision: uint64(n), ID: e.ID, Type: e.Type, Payload: e.Payload})
+		n++
+	}
+	s.streams[stream] = n
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return eventstore.AppendResult{NextExpected: uint64(n - 1), Position: uint64(len(s.all))}, nil
+}
+
+func (s *fakeStore) size() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(len(s.all))
+}
+
+func (s *fakeStore) ReadStream(_ context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []eventstore.RecordedEvent
+	for _, e := range s.all {
+		if e.Stream == stream {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, eventstore.ErrStreamNotFound
+	}
+	return out, nil
+}
+
+func (s *fakeStore) SubscribeAll(_ context.Context, after uint64) (eventstore.Subscription, error) {
+	return &fakeSub{s: s, next: after}, nil
+}
+
+type fakeSub struct {
+	s    *fakeStore
+	next uint64
+}
+
+func (f *fakeSub) Recv(ctx context.Context) (eventstore.RecordedEvent, error) {
+	for {
+		f.s.mu.Lock()
+		if f.next < uint64(len(f.s.all)) {
+			e := f.s.all[f.next]
+			f.next++
+			f.s.mu.Unlock()
+			return e, nil
+		}
+		ch := f.s.changed
+		f.s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return eventstore.RecordedEvent{}, ctx.Err()
+		}
+	}
+}
+
+func (f *fakeSub) Close() error { return nil }
+
+// fakeLog is a log in memory that signs checkpoints and can be taken down.
+type fakeLog struct {
+	mu     sync.Mutex
+	leaves [][]byte
+	down   error
+	signer note.Signer
+}
+
+func (l *fakeLog) Append(_ context.Context, index uint64, leaf []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down != nil {
+		return l.down
+	}
+	switch {
+	case index < uint64(len(l.leaves)):
+		if !bytes.Equal(l.leaves[index], leaf) {
+			return fmt.Errorf("%w: another leaf at %d", ErrConflict, index)
+		}
+		return nil
+	case index > uint64(len(l.leaves)):
+		return fmt.Errorf("%w: gap before %d", ErrConflict, index)
+	}
+	l.leaves = append(l.leaves, bytes.Clone(leaf))
+	return nil
+}
+
+func (l *fakeLog) Size(context.Context) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down != nil {
+		return 0, l.down
+	}
+	return uint64(len(l.leaves)), nil
+}
+
+func (l *fakeLog) Leaf(_ context.Context, i uint64) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down != nil {
+		return nil, l.down
+	}
+	return l.leaves[i], nil
+}
+
+func (l *fakeLog) hashes() []merkle.Hash {
+	hs := make([]merkle.Hash, len(l.leaves))
+	for i, b := range l.leaves {
+		hs[i] = merkle.LeafHash(b)
+	}
+	return hs
+}
+
+func (l *fakeLog) Checkpoint(context.Context) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down != nil {
+		return nil, l.down
+	}
+	return SignCheckpoint(Checkpoint{Origin: l.signer.Name(), Size: uint64(len(l.leaves)), Root: merkle.Root(l.hashes())}, l.signer)
+}
+
+func (l *fakeLog) InclusionProof(_ context.Context, index, size uint64) ([]merkle.Hash, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return merkle.InclusionProof(index, l.hashes()[:size])
+}
+
+func (l *fakeLog) ConsistencyProof(_ context.Context, a, b uint64) ([]merkle.Hash, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return merkle.ConsistencyProof(a, l.hashes()[:b])
+}
+
+func (l *fakeLog) setDown(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = err
+}
+
+type seqIDs struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *seqIDs) NewID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	return fmt.Sprintf("00000000-0000-7000-8000-%012d", s.n)
+}
+
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+
+type quiet struct{}
+
+func (quiet) Info(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
+
+type rig struct {
+	store *fakeStore
+	log   *fakeLog
+	tick  chan time.Time
+	w     *Writer
+	stop  func() error
+}
+
+func startWriter(t *testing.T, store *fakeStore, log *fakeLog, maxEvents int) *rig {
+	t.Helper()
+	r := &rig{store: store, log: log, tick: make(chan time.Time)}
+	w, err := NewWriter(WriterConfig{Backend: "tessera", MaxEvents: maxEvents, Node: "n1"},
+		WriterPorts{Store: store, Log: log, IDs: &seqIDs{}, Clock: fixedClock{}, Tick: r.tick, Logs: quiet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.w = w
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	r.stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+func (r *rig) tickOnce(t *testing.T) {
+	t.Helper()
+	select {
+	case r.tick <- time.Time{}:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer took no tick for 5 s")
+	}
+}
+
+func appendEvents(t *testing.T, s *fakeStore, n int) {
+	t.Helper()
+	for i := range n {
+		stream := fmt.Sprintf("tsr-%d-%d", time.Now().UnixNano(), i)
+		if _, err := s.Append(context.Background(), stream, eventstore.NoStream,
+			eventstore.EventData{ID: fmt.Sprintf("id-%s", stream), Type: events.TypeTimestampIssued, Payload: fmt.Appendf(nil, `{"n":%q}`, stream)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitCovered ticks until the log covers every event in the store that is
+// not the writer's own trailing bookkeeping.
+func (r *rig) waitCovered(t *testing.T, upTo uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.w.Status().Covered < upTo {
+		if time.Now().After(deadline) {
+			t.Fatalf("covered %d, want %d; status %+v", r.w.Status().Covered, upTo, r.w.Status())
+		}
+		r.tickOnce(t)
+	}
+}
+
+// checkLog holds the log to the store: leaves cover consecutive positions
+// with no gap and no repeat, each root is over the stored bytes, and each
+// leaf has exactly one LogSegmentSealed at its index.
+func checkLog(t *testing.T, store *fakeStore, log *fakeLog) {
+	t.Helper()
+	store.mu.Lock()
+	all := append([]eventstore.RecordedEvent{}, store.all...)
+	store.mu.Unlock()
+	log.mu.Lock()
+	leaves := append([][]byte{}, log.leaves...)
+	log.mu.Unlock()
+	next := uint64(1)
+	for i, raw := range leaves {
+		l, err := ParseSegmentLeaf(raw)
+		if err != nil {
+			t.Fatalf("leaf %d: %v", i, err)
+		}
+		if l.First != next {
+			t.Fatalf("leaf %d starts at %d, want %d: a gap or a repeat", i, l.First, next)
+		}
+		var hs []merkle.Hash
+		for _, e := range all[l.First-1 : l.Last] {
+			hs = append(hs, merkle.LeafHash(e.Payload))
+		}
+		if uint64(len(hs)) != l.Count || merkle.Root(hs) != l.Root {
+			t.Fatalf("leaf %d does not commit to events %d–%d", i, l.First, l.Last)
+		}
+		next = l.Last + 1
+	}
+	sealed, _ := store.ReadStream(context.Background(), events.LogSegmentsStream)
+	if len(sealed) != len(leaves) {
+		t.Fatalf("%d LogSegmentSealed events for %d leaves", len(sealed), len(leaves))
+	}
+	for i, e := range sealed {
+		_, ev, err := events.Decode(e.Payload)
+		if err != nil || ev.(*events.LogSegmentSealed).Index != uint64(i) || e.Revision != uint64(i) {
+			t.Fatalf("sealed event %d: %+v %v", i, ev, err)
+		}
+	}
+}
+
+func TestWriterSealsRecordsAndCheckpoints(t *testing.T) {
+	signer, _ := keys(t, origin)
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	r := startWriter(t, store, log, 5)
+	appendEvents(t, store, 12)
+	r.waitCovered(t, 12)
+	r.tickOnce(t) // the checkpoint covering the last segment
+	st := r.w.Status()
+	if !st.LogUp || st.Leaves < 3 || st.CheckpointSize != st.Leaves || st.LagSamples == 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if err := r.stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+	checkLog(t, store, log)
+	cps, err := store.ReadStream(context.Background(), events.LogCheckpointsStream)
+	if err != nil || len(cps) == 0 {
+		t.Fatalf("no checkpoint recorded: %v", err)
+	}
+	_, ev, _ := events.Decode(cps[len(cps)-1].Payload)
+	if cp := ev.(*events.LogCheckpointSigned); cp.Size != st.Leaves || cp.Origin != origin {
+		t.Fatalf("last checkpoint %+v", cp)
+	}
+}
+
+func TestWriterRidesOutALogOutageWithoutGapOrDuplicate(t *testing.T) {
+	signer, _ := keys(t, origin)
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	r := startWriter(t, store, log, 4)
+	appendEvents(t, store, 6)
+	r.waitCovered(t, 6)
+	log.setDown(errors.New("connection refused"))
+	appendEvents(t, store, 9) // issuance goes on
+	for range 3 {
+		r.tickOnce(t)
+	}
+	if st := r.w.Status(); st.LogUp || st.LastError == "" {
+		t.Fatalf("status during the outage %+v", st)
+	}
+	log.setDown(nil)
+	r.waitCovered(t, store.size()-1) // everything but perhaps trailing bookkeeping
+	if !r.w.Status().LogUp {
+		t.Fatal("still down after recovery")
+	}
+	r.stop()
+	checkLog(t, store, log)
+}
+
+func TestWriterResumesAfterRestartAndLostBookkeeping(t *testing.T) {
+	signer, _ := keys(t, origin)
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	r := startWriter(t, store, log, 3)
+	appendEvents(t, store, 7)
+	r.waitCovered(t, 7)
+	r.stop()
+	// A crash between appending a leaf and recording it: the log holds a
+	// leaf the store has no LogSegmentSealed for.
+	last, _ := ParseSegmentLeaf(log.leaves[len(log.leaves)-1])
+	appendEvents(t, store, 2)
+	seg := SegmentLeaf{First: last.Last + 1, Last: uint64(len(store.all))}
+	seg.Count = seg.Last - seg.First + 1
+	var hs []merkle.Hash
+	for _, e := range store.all[seg.First-1 : seg.Last] {
+		hs = append(hs, merkle.LeafHash(e.Payload))
+	}
+	seg.Root = merkle.Root(hs)
+	if err := log.Append(context.Background(), uint64(len(log.leaves)), seg.Marshal()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := startWriter(t, store, log, 3)
+	appendEvents(t, store, 4)
+	r2.waitCovered(t, store.size()-1)
+	r2.stop()
+	checkLog(t, store, log)
+}
+
+func TestWriterStopsOnAForeignLeaf(t *testing.T) {
+	signer, _ := keys(t, origin)
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	// A segments stream claiming more leaves than the log has: the log
+	// lost leaves, which the writer must not paper over.
+	for i := range 2 {
+		exp := eventstore.NoStream
+		if i > 0 {
+			exp = eventstore.AtRevision(uint64(i - 1))
+		}
+		store.Append(context.Background(), events.LogSegmentsStream, exp, eventstore.EventData{ID: fmt.Sprint(i), Type: events.TypeLogSegmentSealed, Payload: []byte("{}")})
+	}
+	r := startWriter(t, store, log, 3)
+	if err := r.stop(); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Run = %v, want ErrConflict", err)
+	}
+}
