@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chronolog/chronolog/domain/translog"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
@@ -51,6 +52,13 @@ type Config struct {
 	// token is discarded and the client gets systemFailure.
 	RequestTimeout time.Duration
 	Log            *slog.Logger
+	// TransparencyLog, when set, is served to auditors under /log/v1/.
+	TransparencyLog *LogAPI
+	// LogStatus, when set, reports the log writer in /healthz and
+	// /metrics; StoreHead is the event store's last position, against
+	// which the log's lag is measured.
+	LogStatus func() translog.Status
+	StoreHead func() uint64
 }
 
 // Handler is the TSA's HTTP handler.
@@ -85,10 +93,10 @@ func New(cfg Config) (*Handler, error) {
 		}
 		h.mux.Handle(path, h.timestamp(svc))
 	}
-	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
+	h.mux.HandleFunc("GET /healthz", h.serveHealth)
+	if cfg.TransparencyLog != nil {
+		cfg.TransparencyLog.register(h.mux)
+	}
 	h.mux.HandleFunc("GET /metrics", h.serveMetrics)
 	return h, nil
 }
@@ -191,4 +199,63 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# HELP chronolog_unrecorded_total Answers whose events could not be made durable (no token left).\n")
 	fmt.Fprintf(w, "# TYPE chronolog_unrecorded_total counter\n")
 	fmt.Fprintf(w, "chronolog_unrecorded_total %d\n", h.metrics.unrecorded.Load())
+	if h.cfg.StoreHead != nil {
+		fmt.Fprintf(w, "# HELP chronolog_store_head_position Position of the last durable event.\n")
+		fmt.Fprintf(w, "# TYPE chronolog_store_head_position gauge\n")
+		fmt.Fprintf(w, "chronolog_store_head_position %d\n", h.cfg.StoreHead())
+	}
+	if h.cfg.LogStatus == nil {
+		return
+	}
+	st := h.cfg.LogStatus()
+	up := 0
+	if st.LogUp {
+		up = 1
+	}
+	for _, m := range []struct {
+		name, help string
+		v          any
+	}{
+		{"chronolog_log_up", "1 while the transparency log takes appends.", up},
+		{"chronolog_log_leaves", "Leaves (segments) in the transparency log.", st.Leaves},
+		{"chronolog_log_checkpoint_size", "Size of the last checkpoint recorded.", st.CheckpointSize},
+		{"chronolog_log_covered_position", "Position of the last event in the log.", st.Covered},
+		{"chronolog_log_lag_events", "Events committed but not yet in the log.", h.lagEvents(st)},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", m.name, m.help, m.name, m.name, m.v)
+	}
+	fmt.Fprintf(w, "# HELP chronolog_log_lag_seconds From an event reaching the log writer to a checkpoint covering it, over recent segments.\n")
+	fmt.Fprintf(w, "# TYPE chronolog_log_lag_seconds summary\n")
+	fmt.Fprintf(w, "chronolog_log_lag_seconds{quantile=\"0.5\"} %g\n", st.LagP50.Seconds())
+	fmt.Fprintf(w, "chronolog_log_lag_seconds{quantile=\"0.99\"} %g\n", st.LagP99.Seconds())
+	fmt.Fprintf(w, "chronolog_log_lag_seconds{quantile=\"1\"} %g\n", st.LagMax.Seconds())
+	fmt.Fprintf(w, "chronolog_log_lag_seconds_count %d\n", st.LagSamples)
+}
+
+// lagEvents is how far the log trails the store, in positions.
+func (h *Handler) lagEvents(st translog.Status) uint64 {
+	head := st.Seen
+	if h.cfg.StoreHead != nil {
+		head = max(head, h.cfg.StoreHead())
+	}
+	return head - min(head, st.Covered)
+}
+
+// serveHealth answers ok while the TSA issues. A log that is down does
+// not stop issuance (the events are durable and the writer catches up),
+// so it is reported, not failed.
+func (h *Handler) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+	if h.cfg.LogStatus == nil {
+		return
+	}
+	st := h.cfg.LogStatus()
+	state := "up"
+	if !st.LogUp {
+		state = "down: " + st.LastError
+	}
+	fmt.Fprintf(w, "log: %s\nlog lag: %d events; checkpoint lag p50 %s p99 %s over %d segments\nlog leaves: %d, checkpoint size %d, covered position %d\n",
+		state, h.lagEvents(st), st.LagP50.Round(time.Millisecond), st.LagP99.Round(time.Millisecond), st.LagSamples,
+		st.Leaves, st.CheckpointSize, st.Covered)
 }

@@ -30,6 +30,7 @@ type serverFlags struct {
 	debugAddr              string
 	gcPercent              int
 	crypto                 string
+	log                    logFlags
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.precision, "precision", time.Microsecond, "genTime precision")
 	fs.Int64Var(&f.maxBody, "max-body", 64<<10, "request body limit in bytes")
 	fs.BoolVar(&f.tsaName, "tsa-name", false, "put the certificate subject in TSTInfo.tsa")
+	f.log.register(fs)
 	fs.StringVar(&f.crypto, "crypto", "auto", "who does the signing arithmetic: openssl (OpenSSL 3's libcrypto, loaded at run time), go, or auto (openssl where it loads)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target (as GOGC; the GOGC environment variable wins when set): issuing allocates ~30 KB per token around a small live heap, so fewer collections save CPU for ~30 MiB more memory")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")

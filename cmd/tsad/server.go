@@ -110,11 +110,25 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if err != nil {
 		return err
 	}
-	handler, err := httpapi.New(httpapi.Config{
-		Routes:  map[string]httpapi.Service{f.path: svc},
-		MaxBody: f.maxBody,
-		Log:     log,
-	})
+	tlog, err := startLog(ctx, &f.log, f.data, f.node, kf.dev, store, log)
+	if err != nil {
+		return fmt.Errorf("transparency log: %w", err)
+	}
+	// The writer stops before the store closes: it records events.
+	if tlog != nil {
+		defer tlog.stop()
+	}
+	hcfg := httpapi.Config{
+		Routes:    map[string]httpapi.Service{f.path: svc},
+		MaxBody:   f.maxBody,
+		Log:       log,
+		StoreHead: store.Head,
+	}
+	if tlog != nil {
+		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
+		hcfg.LogStatus = tlog.writer.Status
+	}
+	handler, err := httpapi.New(hcfg)
 	if err != nil {
 		return err
 	}
@@ -149,6 +163,12 @@ func serve(f *serverFlags, kf keyFiles) error {
 	fmt.Printf("TSA certificate: %s (sha256 %s)\n", kf.cert, key.Fingerprint())
 	fmt.Printf("data: %s\n", f.data)
 	fmt.Printf("signing: %s\n", how)
+	if tlog != nil {
+		fmt.Printf("transparency log: %s, origin %s, verifier key %s\n", tlog.backend, tlog.origin, tlog.keyFile)
+		fmt.Printf("log key: %s\n", tlog.key)
+	} else {
+		fmt.Println("transparency log: OFF — events are recorded but not committed to a log")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

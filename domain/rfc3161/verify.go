@@ -307,3 +307,13 @@ func octetString(v []byte) []byte {
 	b.AddASN1OctetString(v)
 	return b.BytesOrPanic()
 }
+
+// TokenTSTInfo returns the TSTInfo a token carries, without checking its
+// signature: enough to learn a token's serial before fetching its proof.
+func TokenTSTInfo(token []byte) (*TSTInfo, error) {
+	t, err := parseSignedToken(token)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTSTInfo(t.eContent)
+}

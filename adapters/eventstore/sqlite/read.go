@@ -170,3 +170,6 @@ func (sub *subscription) Close() error {
 	sub.closeOnce.Do(func() { close(sub.closed) })
 	return nil
 }
+
+// Head is the position of the last durable event, 0 for an empty store.
+func (s *Store) Head() uint64 { return s.head.Load() }
