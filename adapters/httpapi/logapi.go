@@ -39,13 +39,23 @@ type LogAPI struct {
 // maxCheckpointPage bounds a page of the checkpoint history.
 const maxCheckpointPage = 1000
 
+// routes are the API's paths (as schemas/openapi.yaml names them) and
+// their handlers.
+func (a *LogAPI) routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"/log/v1/checkpoint":       a.checkpoint,
+		"/log/v1/key":              a.key,
+		"/log/v1/checkpoints":      a.checkpoints,
+		"/log/v1/proof/{serial}":   a.proof,
+		"/log/v1/consistency":      a.consistency,
+		"/log/v1/segments/{index}": a.segment,
+	}
+}
+
 func (a *LogAPI) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /log/v1/checkpoint", a.checkpoint)
-	mux.HandleFunc("GET /log/v1/key", a.key)
-	mux.HandleFunc("GET /log/v1/checkpoints", a.checkpoints)
-	mux.HandleFunc("GET /log/v1/proof/{serial}", a.proof)
-	mux.HandleFunc("GET /log/v1/consistency", a.consistency)
-	mux.HandleFunc("GET /log/v1/segments/{index}", a.segment)
+	for path, h := range a.routes() {
+		mux.HandleFunc("GET "+path, h)
+	}
 	if a.Files != nil {
 		mux.Handle("GET /log/v1/tiles/", http.StripPrefix("/log/v1/tiles/", http.FileServerFS(a.Files)))
 	}
