@@ -6,6 +6,8 @@ import (
 	crand "crypto/rand"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime"
@@ -35,6 +37,7 @@ func runBench(args []string) error {
 	certReq := fs.Bool("cert", false, "generated queries ask for certificates")
 	hash := fs.String("hash", "sha256", "hash of generated queries")
 	serverPID := fs.Int("server-pid", 0, "also report this local process's CPU time and peak memory (Linux /proc)")
+	logWait := fs.Duration("log-wait", 5*time.Second, "after the run, wait this long at most for the transparency log to catch up, then report its lag from the server's /metrics")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,6 +136,9 @@ func runBench(args []string) error {
 		clientCPU.describe(secs, granted), float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
 	if *serverPID > 0 {
 		fmt.Printf("server:     %s, %s\n", serverCPU.describe(secs, granted), procMemory(*serverPID))
+	}
+	if line := logLag(u, *logWait); line != "" {
+		fmt.Printf("log lag:    %s\n", line)
 	}
 	if granted == 0 {
 		return fmt.Errorf("no token was granted")
@@ -283,4 +289,46 @@ func procMemory(pid int) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// logLag reads the server's transparency-log metrics once the log has
+// caught up (or wait passed): the lag from an event reaching the log writer
+// to a signed checkpoint covering it, over the recent segments. It returns
+// "" when the server has no log metrics.
+func logLag(target *url.URL, wait time.Duration) string {
+	metricsURL := target.Scheme + "://" + target.Host + "/metrics"
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(wait)
+	for {
+		res, err := client.Get(metricsURL)
+		if err != nil {
+			return ""
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		m := map[string]float64{}
+		for _, line := range strings.Split(string(body), "\n") {
+			name, value, ok := strings.Cut(line, " ")
+			if !ok || strings.HasPrefix(name, "#") {
+				continue
+			}
+			if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+				m[name] = v
+			}
+		}
+		behind, ok := m["chronolog_log_lag_events"]
+		if !ok {
+			return ""
+		}
+		// A few bookkeeping events trail the last real one until the
+		// next arrives: they are not lag.
+		if behind <= 8 || time.Now().After(deadline) {
+			sec := func(q string) time.Duration {
+				return time.Duration(m[`chronolog_log_lag_seconds{quantile="`+q+`"}`] * float64(time.Second)).Round(time.Millisecond)
+			}
+			return fmt.Sprintf("p50 %s  p99 %s  max %s over %.0f segments (event reaching the log writer → signed checkpoint); %.0f events not yet in the log",
+				sec("0.5"), sec("0.99"), sec("1"), m["chronolog_log_lag_seconds_count"], behind)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
