@@ -144,6 +144,22 @@ func (w *Writer) Status() Status {
 // failure that retrying cannot mend (the log holds a leaf the writer did
 // not write, the event stream is out of order).
 func (w *Writer) Run(ctx context.Context) error {
+	for {
+		err := w.run(ctx)
+		if !errors.Is(err, errResync) {
+			return err
+		}
+		w.p.Logs.Info("transparency log writer resumes from the log again", "reason", err)
+	}
+}
+
+// errResync: the log holds a leaf this writer did not know of, which an
+// earlier life of it wrote just before a crash; start over from the log.
+var errResync = errors.New("translog: the log holds an earlier cut of the next segment")
+
+func (w *Writer) run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	after, err := w.resume(ctx)
 	if err != nil {
 		return err
@@ -175,10 +191,10 @@ func (w *Writer) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return parent.Err()
 		case err := <-feedErr:
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if parent.Err() != nil {
+				return parent.Err()
 			}
 			return fmt.Errorf("translog: event feed: %w", err)
 		case e := <-feed:
@@ -285,6 +301,9 @@ func (w *Writer) recordedSegments(ctx context.Context) (uint64, error) {
 func (w *Writer) publish(ctx context.Context, seg Segment, oldest time.Time) error {
 	index, leaf := w.next, seg.Leaf.Marshal()
 	if err := w.retry(ctx, "append a segment", func() error { return w.p.Log.Append(ctx, index, leaf) }); err != nil {
+		if errors.Is(err, ErrConflict) && w.earlierCut(ctx, index, seg.Leaf) {
+			return fmt.Errorf("%w: leaf %d", errResync, index)
+		}
 		return err
 	}
 	w.next++
@@ -293,6 +312,21 @@ func (w *Writer) publish(ctx context.Context, seg Segment, oldest time.Time) err
 	w.awaiting = append(w.awaiting, sealedAt{index: index, since: oldest})
 	w.mu.Unlock()
 	return w.recordSegment(ctx, index, seg.Leaf)
+}
+
+// earlierCut reports whether the log's leaf at index is a segment starting
+// where seg starts: one an earlier life of this writer appended, cut at
+// another moment, which the log had not integrated when that life ended
+// (Trillian keeps queued leaves out of its size). Adopting it is safe: the
+// writer re-reads it, checks nothing is missing before it, and goes on
+// after its last event.
+func (w *Writer) earlierCut(ctx context.Context, index uint64, seg SegmentLeaf) bool {
+	raw, err := w.p.Log.Leaf(ctx, index)
+	if err != nil {
+		return false
+	}
+	leaf, err := ParseSegmentLeaf(raw)
+	return err == nil && leaf.First == seg.First
 }
 
 func (w *Writer) recordSegment(ctx context.Context, index uint64, leaf SegmentLeaf) error {
