@@ -21,16 +21,22 @@ import (
 // the last position covered and each issued token's position by serial.
 func checkTesseraLog(t *testing.T, data string) (covered uint64, issuedAt map[string]uint64) {
 	t.Helper()
-	ctx := context.Background()
 	signer, err := logkey.Load(filepath.Join(data, "log.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tessera.New(ctx, tessera.Config{Dir: filepath.Join(data, "log"), Signer: signer})
+	l, err := tessera.New(context.Background(), tessera.Config{Dir: filepath.Join(data, "log"), Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	return checkLog(t, data, l)
+}
+
+// checkLog holds a stopped server's store to its log, whichever backend.
+func checkLog(t *testing.T, data string, l translog.Log) (covered uint64, issuedAt map[string]uint64) {
+	t.Helper()
+	ctx := context.Background()
 	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(data, "events.db")})
 	if err != nil {
 		t.Fatal(err)

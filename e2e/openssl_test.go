@@ -91,9 +91,7 @@ func TestOpenSSLWithRSAKeyAndTSAName(t *testing.T) {
 	for crypto, says := range map[string]string{"openssl": "signing: OpenSSL 3 libcrypto", "go": "signing: Go crypto"} {
 		t.Run(crypto, func(t *testing.T) {
 			srv := startServer(t, t.TempDir(), "--key-type", "rsa-2048", "--tsa-name", "--crypto", crypto)
-			if !strings.Contains(srv.output(), says) {
-				t.Fatalf("server does not say %q:\n%s", says, srv.output())
-			}
+			waitOutput(t, srv, says)
 			tsq, tsr := opensslQuery(t, openssl, srv.url, "signed with RSA", "-sha384")
 			text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
 			if !strings.Contains(text, "TSA: DirName:") || !strings.Contains(text, "Chronolog DEVELOPMENT TSA") {
