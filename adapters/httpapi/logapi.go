@@ -128,6 +128,11 @@ func (a *LogAPI) proof(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "serial must be hexadecimal")
 		return
 	}
+	// Streams are named by the serial without leading zeros; a client may
+	// have padded it to whole octets.
+	if serial = strings.TrimLeft(serial, "0"); serial == "" {
+		serial = "0"
+	}
 	evs, err := a.Store.ReadStream(ctx, events.RequestStream(serial))
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		apiError(w, http.StatusNotFound, "no request with serial %s", serial)

@@ -351,6 +351,9 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 		w.down(err)
 		return
 	}
+	if w.up() {
+		w.p.Logs.Info("transparency log writer recovered", "op", "read the checkpoint")
+	}
 	cp, err := parseSignedCheckpoint(signed)
 	if err != nil {
 		w.p.Logs.Error("the log published a checkpoint that does not parse", "err", err)
@@ -398,10 +401,7 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 	for {
 		err := f()
 		if err == nil {
-			if failing {
-				w.mu.Lock()
-				w.status.LogUp, w.status.LastError = true, ""
-				w.mu.Unlock()
+			if w.up() || failing {
 				w.p.Logs.Info("transparency log writer recovered", "op", what)
 			}
 			return nil
@@ -420,6 +420,15 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 		case <-w.p.Tick:
 		}
 	}
+}
+
+// up marks the log up; it reports whether it was down.
+func (w *Writer) up() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wasDown := !w.status.LogUp
+	w.status.LogUp, w.status.LastError = true, ""
+	return wasDown
 }
 
 func (w *Writer) down(err error) {
