@@ -317,3 +317,13 @@ func TokenTSTInfo(token []byte) (*TSTInfo, error) {
 	}
 	return ParseTSTInfo(t.eContent)
 }
+
+// TokenCertificates returns the certificates a token carries (none unless
+// its request set certReq), without checking anything.
+func TokenCertificates(token []byte) ([]*x509.Certificate, error) {
+	t, err := parseSignedToken(token)
+	if err != nil {
+		return nil, err
+	}
+	return t.certs, nil
+}
