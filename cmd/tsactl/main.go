@@ -13,6 +13,7 @@ commands:
   request FILE   make a TimeStampReq for FILE, send it, save the reply
   verify         check a reply against the data or the query and a CA
   bench          load a TSA and print tokens/s, latency percentiles and errors
+  log            check the transparency log: verify a token's proof, monitor, audit
 
 Run 'tsactl <command> -h' for its flags.
 `
@@ -26,6 +27,7 @@ func main() {
 		"request": runRequest,
 		"verify":  runVerify,
 		"bench":   runBench,
+		"log":     runLog,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
