@@ -77,7 +77,7 @@ type server struct {
 }
 
 // startServer runs `tsad dev` on a free port in data and waits for its endpoint.
-func startServer(t *testing.T, data string, args ...string) *server {
+func startServer(t testing.TB, data string, args ...string) *server {
 	t.Helper()
 	s := &server{data: data, done: make(chan error, 1)}
 	all := append([]string{"dev", "--addr", "127.0.0.1:0", "--data", data}, args...)
@@ -150,7 +150,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 
 // stop sends SIGTERM and waits for a clean exit; it is a no-op when the
 // process has already exited.
-func (s *server) stop(t *testing.T) error {
+func (s *server) stop(t testing.TB) error {
 	if s.cmd.ProcessState != nil {
 		return nil
 	}
@@ -190,7 +190,7 @@ func post(t *testing.T, url, contentType string, body []byte) (int, http.Header,
 
 // run executes a command and returns its combined output, failing the test
 // when it exits non-zero.
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {

@@ -58,7 +58,7 @@ type (
 type WriterConfig struct {
 	// Backend names the log in LogSegmentSealed events: tessera or trillian.
 	Backend string
-	// MaxEvents cuts a segment at this many events; default 4096.
+	// MaxEvents cuts a segment at this many events; default 16384.
 	MaxEvents int
 	// Node is recorded in event metadata.
 	Node string
@@ -126,7 +126,7 @@ func NewWriter(cfg WriterConfig, p WriterPorts) (*Writer, error) {
 		return nil, errors.New("translog: every writer port must be set")
 	}
 	if cfg.MaxEvents <= 0 {
-		cfg.MaxEvents = 4096
+		cfg.MaxEvents = 16384
 	}
 	return &Writer{cfg: cfg, p: p, lags: lagWindow{size: 1024}}, nil
 }

@@ -145,6 +145,10 @@ func (sub *subscription) Recv(ctx context.Context) (eventstore.RecordedEvent, er
 		}
 		wait := sub.store.waitChan()
 		if sub.store.head.Load() > sub.last {
+			if evs, ok := sub.store.tail.after(sub.last, subscriptionPage); ok && len(evs) > 0 {
+				sub.buf = evs
+				continue
+			}
 			evs, err := sub.store.readAll(ctx, sub.last, subscriptionPage)
 			if err != nil {
 				if ctxErr := ctx.Err(); ctxErr != nil {

@@ -39,6 +39,9 @@ const (
 type encodedAppend struct {
 	record []byte
 	ids    [][16]byte
+	// payloads are copies of the events' payloads in one block the store
+	// owns, for the live tail once the append commits.
+	payloads [][]byte
 }
 
 // canonicalUUID parses id, which must be a UUID in its canonical form
@@ -63,7 +66,12 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 	bp := bodyPool.Get().(*[]byte)
 	defer bodyPool.Put(bp)
 	body := (*bp)[:0]
-	out := encodedAppend{ids: make([][16]byte, len(events))}
+	out := encodedAppend{ids: make([][16]byte, len(events)), payloads: make([][]byte, len(events))}
+	total := 0
+	for _, e := range events {
+		total += len(e.Payload)
+	}
+	block := make([]byte, 0, total)
 	for i, e := range events {
 		id, err := canonicalUUID(e.ID)
 		if err != nil {
@@ -75,6 +83,9 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 		body = append(body, e.Type...)
 		body = binary.AppendUvarint(body, uint64(len(e.Payload)))
 		body = append(body, e.Payload...)
+		start := len(block)
+		block = append(block, e.Payload...)
+		out.payloads[i] = block[start:len(block):len(block)]
 	}
 	*bp = body
 	zp := bodyPool.Get().(*[]byte)

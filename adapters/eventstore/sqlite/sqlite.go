@@ -68,6 +68,9 @@ type Config struct {
 	BusyTimeout time.Duration
 	// ReadConns is the size of the read-only connection pool. Default 4.
 	ReadConns int
+	// LiveTail is how many of the newest events are kept in memory for
+	// subscriptions that keep up; default 8192, negative for none.
+	LiveTail int
 }
 
 // Store is the SQLite event store. It implements eventstore.Store and is
@@ -98,6 +101,8 @@ type Store struct {
 	head     atomic.Uint64
 	notifyMu sync.Mutex
 	notify   chan struct{}
+	// tail caches the newest events for subscriptions that keep up.
+	tail *liveTail
 
 	// journalMode and synchronous are what the writer connection reported
 	// at open; New refuses to run without wal and FULL (2).
@@ -130,12 +135,19 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ReadConns <= 0 {
 		cfg.ReadConns = defaultReadConns
 	}
+	switch {
+	case cfg.LiveTail == 0:
+		cfg.LiveTail = 8192
+	case cfg.LiveTail < 0:
+		cfg.LiveTail = 0
+	}
 	s := &Store{
 		maxBatch:   cfg.MaxBatch,
 		queue:      make(chan *appendReq, cfg.QueueSize),
 		writerDone: make(chan struct{}),
 		closed:     make(chan struct{}),
 		notify:     make(chan struct{}),
+		tail:       newLiveTail(cfg.LiveTail),
 	}
 	if err := s.open(ctx, cfg); err != nil {
 		s.release()

@@ -152,6 +152,7 @@ func (s *Store) commit(batch []*appendReq, state map[string]streamState) {
 			}
 		}
 	} else if head > s.head.Load() {
+		s.tail.push(committedEvents(batch, resps))
 		s.head.Store(head)
 		s.notifyMu.Lock()
 		close(s.notify)
@@ -415,4 +416,24 @@ func isConstraint(err error) bool {
 func isUnique(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+// committedEvents are the events of the batch's appends that committed, in
+// position order, for the live tail.
+func committedEvents(batch []*appendReq, resps []appendResp) []eventstore.RecordedEvent {
+	var out []eventstore.RecordedEvent
+	for i, r := range batch {
+		if resps[i].err != nil {
+			continue
+		}
+		n := uint64(len(r.events))
+		first, rev := resps[i].res.Position-n+1, resps[i].res.NextExpected-n+1
+		for j, e := range r.events {
+			out = append(out, eventstore.RecordedEvent{
+				Position: first + uint64(j), Stream: r.stream, Revision: rev + uint64(j),
+				ID: e.ID, Type: e.Type, Payload: r.enc.payloads[j],
+			})
+		}
+	}
+	return out
 }
