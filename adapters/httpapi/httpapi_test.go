@@ -26,8 +26,8 @@ import (
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
-// newServer wires the real service to a real SQLite store.
-func newServer(t *testing.T) (*httptest.Server, *sqlite.Store) {
+// testSigner is a token signer with a self-signed certificate.
+func testSigner(t *testing.T) *rfc3161.TokenSigner {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "httpapi test TSA"},
@@ -38,6 +38,13 @@ func newServer(t *testing.T) (*httptest.Server, *sqlite.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return signer
+}
+
+// newServer wires the real service to a real SQLite store.
+func newServer(t *testing.T) (*httptest.Server, *sqlite.Store) {
+	t.Helper()
+	signer := testSigner(t)
 	store, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
 	if err != nil {
 		t.Fatal(err)

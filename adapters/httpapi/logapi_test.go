@@ -3,16 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -46,15 +41,7 @@ type logRig struct {
 func newLogRig(t *testing.T) *logRig {
 	t.Helper()
 	dir := t.TempDir()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "log API test TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cert, _ := x509.ParseCertificate(der)
-	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: key, Certificate: cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testSigner(t)
 	store, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(dir, "events.db")})
 	if err != nil {
 		t.Fatal(err)

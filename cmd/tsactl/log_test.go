@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/translog/translogtest"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -98,29 +98,12 @@ func (l *scriptedLog) serve(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func testKeys(t *testing.T, origin string) (note.Signer, note.Verifier) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, v
-}
-
 // TestMonitorRound holds each round's verdict to what it must be: which
 // errors stop the monitor with which code, and when the state moves.
 func TestMonitorRound(t *testing.T) {
 	const origin = "monitor.example.org/log"
-	signer, verifier := testKeys(t, origin)
-	stranger, _ := testKeys(t, origin)
+	signer, verifier := translogtest.Keys(t, origin)
+	stranger, _ := translogtest.Keys(t, origin)
 	leaves := func(n int) [][]byte {
 		var out [][]byte
 		for i := range n {

@@ -3,7 +3,6 @@ package translog
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,23 +19,6 @@ import (
 const auditOrigin = "audit.example.org/log"
 
 var auditT0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-
-func auditKeys(t *testing.T, name string) (note.Signer, note.Verifier) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, v
-}
 
 // servedLog is a log as a server would serve it: a signed checkpoint, the
 // leaves, and each leaf's events. Tampering edits a copy.
@@ -185,7 +167,7 @@ func segmentOf(t *testing.T, m *servedLog, i int) SegmentLeaf {
 }
 
 func TestAuditCleanLogPasses(t *testing.T) {
-	signer, v := auditKeys(t, auditOrigin)
+	signer, v := keys(t, auditOrigin)
 	reqs, book := steadyRequests(12)
 	m := buildLog(t, signer, 5, reqs)
 	var progress []uint64
@@ -218,8 +200,8 @@ func TestAuditCleanLogPasses(t *testing.T) {
 // TestAuditDetectsTampering serves a real log with one thing changed, and
 // expects a failure whose message names where.
 func TestAuditDetectsTampering(t *testing.T) {
-	signer, v := auditKeys(t, auditOrigin)
-	otherSigner, _ := auditKeys(t, auditOrigin)
+	signer, v := keys(t, auditOrigin)
+	otherSigner, _ := keys(t, auditOrigin)
 	reqs, book := steadyRequests(12)
 	clean := buildLog(t, signer, 5, reqs)
 	if len(clean.leaves) < 6 {
@@ -397,7 +379,7 @@ func TestAuditDetectsTampering(t *testing.T) {
 }
 
 func TestAuditTokens(t *testing.T) {
-	signer, v := auditKeys(t, auditOrigin)
+	signer, v := keys(t, auditOrigin)
 	at := func(s float64) time.Time { return auditT0.Add(time.Duration(s * float64(time.Second))) }
 	tests := []struct {
 		name       string
@@ -486,7 +468,7 @@ func TestAuditTokens(t *testing.T) {
 }
 
 func TestAuditListsAtMostMaxFindings(t *testing.T) {
-	signer, v := auditKeys(t, auditOrigin)
+	signer, v := keys(t, auditOrigin)
 	reqs, _ := steadyRequests(maxFindings + 5)
 	m := buildLog(t, signer, 4096, reqs)
 	// No token verifies: one failure per token, more than a report lists.
@@ -500,7 +482,7 @@ func TestAuditListsAtMostMaxFindings(t *testing.T) {
 }
 
 func TestAuditStopsWithItsContext(t *testing.T) {
-	signer, v := auditKeys(t, auditOrigin)
+	signer, v := keys(t, auditOrigin)
 	reqs, book := steadyRequests(6)
 	m := buildLog(t, signer, 3, reqs)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -520,7 +502,7 @@ func TestAuditStopsWithItsContext(t *testing.T) {
 }
 
 func TestNewAuditorRefusesAnIncompleteConfig(t *testing.T) {
-	_, v := auditKeys(t, auditOrigin)
+	_, v := keys(t, auditOrigin)
 	m := &servedLog{}
 	check := tokenBook{}.check
 	for name, cfg := range map[string]AuditConfig{
