@@ -228,3 +228,16 @@ func ConsistencyProof(m uint64, leaves []Hash) ([]Hash, error) {
 	}
 	return sub(m, leaves, true), nil
 }
+
+// ProofFromBytes reads a proof as logs hand it out, a list of byte
+// strings, refusing any that is not a SHA-256 hash.
+func ProofFromBytes(p [][]byte) ([]Hash, error) {
+	out := make([]Hash, len(p))
+	for i, h := range p {
+		if len(h) != len(out[i]) {
+			return nil, fmt.Errorf("merkle: proof hash %d has %d bytes, want %d", i, len(h), len(out[i]))
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}

@@ -193,7 +193,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([]merkle.
 	if err != nil {
 		return nil, fmt.Errorf("translog/tessera: inclusion of %d at size %d: %w", index, size, err)
 	}
-	return hashes(p)
+	return merkle.ProofFromBytes(p)
 }
 
 // ConsistencyProof proves the tree of size2 leaves extends that of size1.
@@ -209,19 +209,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]merk
 	if err != nil {
 		return nil, fmt.Errorf("translog/tessera: consistency %d→%d: %w", size1, size2, err)
 	}
-	return hashes(p)
+	return merkle.ProofFromBytes(p)
 }
 
-func hashes(p [][]byte) ([]merkle.Hash, error) {
-	out := make([]merkle.Hash, len(p))
-	for i, h := range p {
-		if len(h) != len(out[i]) {
-			return nil, fmt.Errorf("translog/tessera: proof hash of %d bytes", len(h))
-		}
-		copy(out[i][:], h)
-	}
-	return out, nil
-}
 
 // Files is the log directory as an auditor may read it: the checkpoint,
 // the tiles and the entry bundles (C2SP tlog-tiles), and nothing else —

@@ -364,7 +364,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([]merkle.
 	if resp.Proof == nil {
 		return nil, fmt.Errorf("translog/trillian: inclusion of %d at size %d: the tree is smaller", index, size)
 	}
-	return hashes(resp.Proof.Hashes)
+	return merkle.ProofFromBytes(resp.Proof.Hashes)
 }
 
 // ConsistencyProof proves the tree of size2 leaves extends that of size1.
@@ -391,19 +391,9 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]merk
 	if resp.Proof == nil {
 		return nil, fmt.Errorf("translog/trillian: consistency %d→%d: the tree is smaller than %d", size1, size2, size2)
 	}
-	return hashes(resp.Proof.Hashes)
+	return merkle.ProofFromBytes(resp.Proof.Hashes)
 }
 
-func hashes(p [][]byte) ([]merkle.Hash, error) {
-	out := make([]merkle.Hash, len(p))
-	for i, h := range p {
-		if len(h) != len(out[i]) {
-			return nil, fmt.Errorf("translog/trillian: proof hash of %d bytes", len(h))
-		}
-		copy(out[i][:], h)
-	}
-	return out, nil
-}
 
 // toInt64 converts an index or size to Trillian's signed integers.
 func toInt64(n uint64) (int64, error) {
