@@ -212,7 +212,6 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]merk
 	return merkle.ProofFromBytes(p)
 }
 
-
 // Files is the log directory as an auditor may read it: the checkpoint,
 // the tiles and the entry bundles (C2SP tlog-tiles), and nothing else —
 // not Tessera's private state, nor a temporary file a crash left behind.

@@ -394,7 +394,6 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]merk
 	return merkle.ProofFromBytes(resp.Proof.Hashes)
 }
 
-
 // toInt64 converts an index or size to Trillian's signed integers.
 func toInt64(n uint64) (int64, error) {
 	if n > math.MaxInt64 {
