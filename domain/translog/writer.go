@@ -153,6 +153,26 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
+// batchReceiver is a subscription that hands out what it has read in one
+// go (the embedded store's does): at tens of thousands of events a second,
+// waking the writer once per event costs more than sealing it.
+type batchReceiver interface {
+	RecvBatch(ctx context.Context, max int) ([]eventstore.RecordedEvent, error)
+}
+
+func recvBatch(sub eventstore.Subscription) func(context.Context) ([]eventstore.RecordedEvent, error) {
+	if b, ok := sub.(batchReceiver); ok {
+		return func(ctx context.Context) ([]eventstore.RecordedEvent, error) { return b.RecvBatch(ctx, 1024) }
+	}
+	return func(ctx context.Context) ([]eventstore.RecordedEvent, error) {
+		e, err := sub.Recv(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []eventstore.RecordedEvent{e}, nil
+	}
+}
+
 // errResync: the log holds a leaf this writer did not know of, which an
 // earlier life of it wrote just before a crash; start over from the log.
 var errResync = errors.New("translog: the log holds an earlier cut of the next segment")
@@ -169,17 +189,18 @@ func (w *Writer) run(parent context.Context) error {
 		return fmt.Errorf("translog: subscribe: %w", err)
 	}
 	defer sub.Close()
-	feed := make(chan eventstore.RecordedEvent, 1024)
+	feed := make(chan []eventstore.RecordedEvent, 16)
 	feedErr := make(chan error, 1)
 	go func() {
+		recv := recvBatch(sub)
 		for {
-			e, err := sub.Recv(ctx)
+			evs, err := recv(ctx)
 			if err != nil {
 				feedErr <- err
 				return
 			}
 			select {
-			case feed <- e:
+			case feed <- evs:
 			case <-ctx.Done():
 				feedErr <- ctx.Err()
 				return
@@ -197,22 +218,24 @@ func (w *Writer) run(parent context.Context) error {
 				return parent.Err()
 			}
 			return fmt.Errorf("translog: event feed: %w", err)
-		case e := <-feed:
-			if sealer.Pending() == 0 {
-				oldest = w.p.Clock.Now()
-			}
-			w.mu.Lock()
-			w.status.Seen = e.Position
-			w.mu.Unlock()
-			seg, full, err := sealer.Add(Event{Position: e.Position, Type: e.Type, Payload: e.Payload})
-			if err != nil {
-				return err
-			}
-			if full {
-				if err := w.publish(ctx, seg, oldest); err != nil {
+		case evs := <-feed:
+			for _, e := range evs {
+				if sealer.Pending() == 0 {
+					oldest = w.p.Clock.Now()
+				}
+				seg, full, err := sealer.Add(Event{Position: e.Position, Type: e.Type, Payload: e.Payload})
+				if err != nil {
 					return err
 				}
+				if full {
+					if err := w.publish(ctx, seg, oldest); err != nil {
+						return err
+					}
+				}
 			}
+			w.mu.Lock()
+			w.status.Seen = evs[len(evs)-1].Position
+			w.mu.Unlock()
 		case <-w.p.Tick:
 			if seg, ok := sealer.Cut(); ok {
 				if err := w.publish(ctx, seg, oldest); err != nil {

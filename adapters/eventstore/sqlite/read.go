@@ -125,23 +125,37 @@ type subscription struct {
 }
 
 func (sub *subscription) Recv(ctx context.Context) (eventstore.RecordedEvent, error) {
+	evs, err := sub.RecvBatch(ctx, 1)
+	if err != nil {
+		return eventstore.RecordedEvent{}, err
+	}
+	return evs[0], nil
+}
+
+// RecvBatch blocks until at least one event is there and returns up to max
+// of those already read: a consumer that keeps up takes a page at a time
+// instead of waking once per event.
+func (sub *subscription) RecvBatch(ctx context.Context, max int) ([]eventstore.RecordedEvent, error) {
+	if max < 1 {
+		max = 1
+	}
 	for {
 		select {
 		case <-sub.closed:
-			return eventstore.RecordedEvent{}, eventstore.ErrClosed
+			return nil, eventstore.ErrClosed
 		case <-sub.store.closed:
-			return eventstore.RecordedEvent{}, eventstore.ErrClosed
+			return nil, eventstore.ErrClosed
 		default:
 		}
 		if err := ctx.Err(); err != nil {
-			return eventstore.RecordedEvent{}, err
+			return nil, err
 		}
 		if len(sub.buf) > 0 {
-			e := sub.buf[0]
-			sub.buf[0] = eventstore.RecordedEvent{}
-			sub.buf = sub.buf[1:]
-			sub.last = e.Position
-			return e, nil
+			n := min(max, len(sub.buf))
+			out := sub.buf[:n:n]
+			sub.buf = sub.buf[n:]
+			sub.last = out[n-1].Position
+			return out, nil
 		}
 		wait := sub.store.waitChan()
 		if sub.store.head.Load() > sub.last {
@@ -152,9 +166,9 @@ func (sub *subscription) Recv(ctx context.Context) (eventstore.RecordedEvent, er
 			evs, err := sub.store.readAll(ctx, sub.last, subscriptionPage)
 			if err != nil {
 				if ctxErr := ctx.Err(); ctxErr != nil {
-					return eventstore.RecordedEvent{}, ctxErr
+					return nil, ctxErr
 				}
-				return eventstore.RecordedEvent{}, err
+				return nil, err
 			}
 			if len(evs) > 0 {
 				sub.buf = evs

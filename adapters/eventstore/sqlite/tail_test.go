@@ -1,7 +1,10 @@
 package sqlite
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/eventstoretest"
 	"github.com/chronolog/chronolog/domain/eventstore"
@@ -66,5 +69,45 @@ func TestContractWithoutOrWithATinyLiveTail(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return newStore(t, Config{LiveTail: n}) })
 		})
+	}
+}
+
+func TestRecvBatch(t *testing.T) {
+	s := newStore(t, Config{})
+	ctx := context.Background()
+	sub, err := s.SubscribeAll(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range 4 {
+		if _, err := s.Append(ctx, fmt.Sprintf("b-%d", i), eventstore.NoStream, ev("T.v1", "{}"), ev("T.v1", "{}"), ev("T.v1", "{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batcher := sub.(interface {
+		RecvBatch(context.Context, int) ([]eventstore.RecordedEvent, error)
+	})
+	var got []uint64
+	for len(got) < 12 {
+		evs, err := batcher.RecvBatch(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 || len(evs) > 5 {
+			t.Fatalf("a batch of %d events, want 1–5", len(evs))
+		}
+		got = append(got, positions(evs)...)
+	}
+	for i, p := range got {
+		if p != uint64(i+1) {
+			t.Fatalf("positions %v", got)
+		}
+	}
+	// Caught up, it blocks until ctx ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if evs, err := batcher.RecvBatch(short, 5); err == nil {
+		t.Fatalf("RecvBatch returned %v with nothing new", positions(evs))
 	}
 }
