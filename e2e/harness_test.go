@@ -74,9 +74,13 @@ type server struct {
 	mu     sync.Mutex
 	out    bytes.Buffer
 	done   chan error
+	// endpoint is the URL tsad printed, sent on once its report is done.
+	endpoint string
 }
 
-// startServer runs `tsad dev` on a free port in data and waits for its endpoint.
+// startServer runs `tsad dev` on a free port in data and waits until it
+// printed its whole start-up report (the endpoint first, the transparency
+// log's lines last).
 func startServer(t testing.TB, data string, args ...string) *server {
 	t.Helper()
 	s := &server{data: data, done: make(chan error, 1)}
@@ -99,7 +103,16 @@ func startServer(t testing.TB, data string, args ...string) *server {
 			s.out.WriteString(line + "\n")
 			s.mu.Unlock()
 			if v, ok := strings.CutPrefix(line, "endpoint: "); ok {
-				endpoint <- v
+				s.mu.Lock()
+				s.endpoint = v
+				s.mu.Unlock()
+			}
+			// The start-up report ends with the transparency log's lines.
+			if strings.HasPrefix(line, "log key: ") || strings.HasPrefix(line, "transparency log: OFF") {
+				s.mu.Lock()
+				ep := s.endpoint
+				s.mu.Unlock()
+				endpoint <- ep
 			}
 			if v, ok := strings.CutPrefix(line, "verify against CA: "); ok {
 				s.mu.Lock()
@@ -116,13 +129,9 @@ func startServer(t testing.TB, data string, args ...string) *server {
 		t.Fatalf("tsad exited before serving: %v\n%s", err, s.output())
 	case <-time.After(30 * time.Second):
 		s.cmd.Process.Kill()
-		t.Fatalf("tsad did not print its endpoint in 30 s\n%s", s.output())
+		t.Fatalf("tsad did not print its start-up report in 30 s\n%s", s.output())
 	}
 	s.base = strings.TrimSuffix(s.url, "/tsa")
-	// The CA line follows the endpoint line; wait for it briefly.
-	for i := 0; i < 100 && s.caFile() == ""; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
 	s.pkiDir = filepath.Join(data, "pki")
 	t.Cleanup(func() { s.stop(t) })
 	return s

@@ -91,7 +91,9 @@ func TestOpenSSLWithRSAKeyAndTSAName(t *testing.T) {
 	for crypto, says := range map[string]string{"openssl": "signing: OpenSSL 3 libcrypto", "go": "signing: Go crypto"} {
 		t.Run(crypto, func(t *testing.T) {
 			srv := startServer(t, t.TempDir(), "--key-type", "rsa-2048", "--tsa-name", "--crypto", crypto)
-			waitOutput(t, srv, says)
+			if !strings.Contains(srv.output(), says) {
+				t.Fatalf("server does not say %q:\n%s", says, srv.output())
+			}
 			tsq, tsr := opensslQuery(t, openssl, srv.url, "signed with RSA", "-sha384")
 			text := run(t, openssl, "ts", "-reply", "-in", tsr, "-text")
 			if !strings.Contains(text, "TSA: DirName:") || !strings.Contains(text, "Chronolog DEVELOPMENT TSA") {
