@@ -1,6 +1,7 @@
 package translog
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -458,6 +459,22 @@ func (w *Writer) down(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.status.LogUp, w.status.LastError = false, err.Error()
+}
+
+// SameLeaf checks that the leaf a log holds at index is leaf: what an
+// adapter's Append does when it finds the index taken (a retry is success,
+// anything else a conflict).
+func SameLeaf(ctx context.Context, l interface {
+	Leaf(context.Context, uint64) ([]byte, error)
+}, index uint64, leaf []byte) error {
+	got, err := l.Leaf(ctx, index)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, leaf) {
+		return fmt.Errorf("%w: leaf %d holds other bytes", ErrConflict, index)
+	}
+	return nil
 }
 
 // ErrConflict is wrapped by Log.Append when the log holds another leaf at

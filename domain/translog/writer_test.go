@@ -277,6 +277,22 @@ func (r *rig) waitCovered(t *testing.T, upTo uint64) {
 	}
 }
 
+// leafOf is the segment leaf over consecutive stored events.
+func leafOf(evs []eventstore.RecordedEvent) SegmentLeaf {
+	var hs []merkle.Hash
+	for _, e := range evs {
+		hs = append(hs, merkle.LeafHash(e.Payload))
+	}
+	return SegmentLeaf{First: evs[0].Position, Last: evs[len(evs)-1].Position, Count: uint64(len(evs)), Root: merkle.Root(hs)}
+}
+
+// leafOver is the leaf over the store's events first…last.
+func leafOver(s *fakeStore, first, last uint64) SegmentLeaf {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return leafOf(s.all[first-1 : last])
+}
+
 // checkLog holds the log to the store: leaves cover consecutive positions
 // with no gap and no repeat, each root is over the stored bytes, and each
 // leaf has exactly one LogSegmentSealed at its index.
@@ -297,11 +313,7 @@ func checkLog(t *testing.T, store *fakeStore, log *fakeLog) {
 		if l.First != next {
 			t.Fatalf("leaf %d starts at %d, want %d: a gap or a repeat", i, l.First, next)
 		}
-		var hs []merkle.Hash
-		for _, e := range all[l.First-1 : l.Last] {
-			hs = append(hs, merkle.LeafHash(e.Payload))
-		}
-		if uint64(len(hs)) != l.Count || merkle.Root(hs) != l.Root {
+		if l != leafOf(all[l.First-1:l.Last]) {
 			t.Fatalf("leaf %d does not commit to events %d–%d", i, l.First, l.Last)
 		}
 		next = l.Last + 1
@@ -389,13 +401,7 @@ func TestWriterResumesAfterRestartAndLostBookkeeping(t *testing.T) {
 	// leaf the store has no LogSegmentSealed for.
 	last, _ := ParseSegmentLeaf(log.leaves[len(log.leaves)-1])
 	appendEvents(t, store, 2)
-	seg := SegmentLeaf{First: last.Last + 1, Last: uint64(len(store.all))}
-	seg.Count = seg.Last - seg.First + 1
-	var hs []merkle.Hash
-	for _, e := range store.all[seg.First-1 : seg.Last] {
-		hs = append(hs, merkle.LeafHash(e.Payload))
-	}
-	seg.Root = merkle.Root(hs)
+	seg := leafOver(store, last.Last+1, store.size())
 	if err := log.Append(context.Background(), uint64(len(log.leaves)), seg.Marshal()); err != nil {
 		t.Fatal(err)
 	}
@@ -439,8 +445,7 @@ func TestWriterAdoptsAnEarlierCutQueuedBeforeACrash(t *testing.T) {
 	last, _ := ParseSegmentLeaf(log.leaves[len(log.leaves)-1])
 	appendEvents(t, store, 4)
 	// The earlier life cut [last+1, last+2] and queued it.
-	queued := SegmentLeaf{First: last.Last + 1, Last: last.Last + 2, Count: 2}
-	queued.Root = merkle.Root([]merkle.Hash{merkle.LeafHash(store.all[queued.First-1].Payload), merkle.LeafHash(store.all[queued.Last-1].Payload)})
+	queued := leafOver(store, last.Last+1, last.Last+2)
 	log.mu.Lock()
 	log.queued = queued.Marshal()
 	log.mu.Unlock()

@@ -120,14 +120,7 @@ func (l *Log) Append(ctx context.Context, index uint64, leaf []byte) error {
 	}
 	switch {
 	case index < size:
-		got, err := l.Leaf(ctx, index)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(got, leaf) {
-			return fmt.Errorf("%w: leaf %d holds other bytes", translog.ErrConflict, index)
-		}
-		return nil
+		return translog.SameLeaf(ctx, l, index, leaf)
 	case index > size:
 		return fmt.Errorf("%w: the log has %d leaves, cannot append at %d", translog.ErrConflict, size, index)
 	}

@@ -210,14 +210,7 @@ func identityHash(index uint64, leaf []byte) []byte {
 
 // compare checks that the log's leaf at index, below its size, is leaf.
 func (l *Log) compare(ctx context.Context, index uint64, leaf []byte) error {
-	got, err := l.Leaf(ctx, index)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(got, leaf) {
-		return fmt.Errorf("%w: leaf %d holds other bytes", translog.ErrConflict, index)
-	}
-	return nil
+	return translog.SameLeaf(ctx, l, index, leaf)
 }
 
 // ErrNotIntegrated is wrapped by Append when its leaf is queued but the
