@@ -32,7 +32,8 @@ func TestChain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			outcomes, denied := chain.Run(tt.r)
+			res := chain.Run(tt.r)
+			outcomes, denied := res.Outcomes, res.Denied
 			if len(outcomes) != tt.outcomes {
 				t.Fatalf("%d decisions, want %d (the chain stops at the first denial)", len(outcomes), tt.outcomes)
 			}

@@ -147,8 +147,9 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 		return s.reject(ctx, x, rfc3161.AsRejection(perr))
 	}
 
-	outcomes, denied := s.filters.Run(filter.Request{Query: q, Path: r.Path, Source: r.Source})
-	for _, o := range outcomes {
+	res := s.filters.Run(filter.Request{Query: q, Path: r.Path, Source: r.Source})
+	denied := res.Denied
+	for _, o := range res.Outcomes {
 		if err := x.add(decided(x.hex, o)); err != nil {
 			return s.fail(ctx, x, err)
 		}
