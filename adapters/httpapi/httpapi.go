@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,14 @@ type Service interface {
 	Name() string
 	Handle(ctx context.Context, r tsa.Request) tsa.Reply
 	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+}
+
+// AuthenticodeService is a service that may answer Microsoft Authenticode
+// legacy requests (application/octet-stream) on its paths too.
+type AuthenticodeService interface {
+	Service
+	Authenticode() bool
+	HandleAuthenticode(ctx context.Context, r tsa.Request) tsa.Reply
 }
 
 // Config describes the HTTP surface.
@@ -66,6 +75,9 @@ type Handler struct {
 	cfg     Config
 	mux     *http.ServeMux
 	metrics metrics
+	// routes maps a path to its service; a configuration reload swaps it
+	// whole, so a request sees either the old services or the new ones.
+	routes atomic.Pointer[map[string]Service]
 }
 
 type metrics struct {
@@ -87,12 +99,10 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Log = slog.Default()
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
-	for path, svc := range cfg.Routes {
-		if path == "" || path[0] != '/' {
-			return nil, fmt.Errorf("httpapi: route %q must start with /", path)
-		}
-		h.mux.Handle(path, h.timestamp(svc))
+	if err := h.SetRoutes(cfg.Routes); err != nil {
+		return nil, err
 	}
+	h.mux.Handle("/", http.HandlerFunc(h.timestamp))
 	h.mux.HandleFunc("GET /healthz", h.serveHealth)
 	if cfg.TransparencyLog != nil {
 		cfg.TransparencyLog.register(h.mux)
@@ -103,14 +113,41 @@ func New(cfg Config) (*Handler, error) {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-func (h *Handler) timestamp(svc Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// SetRoutes replaces the path → service map (on a configuration reload).
+func (h *Handler) SetRoutes(routes map[string]Service) error {
+	if len(routes) == 0 {
+		return errors.New("httpapi: no timestamp service routes")
+	}
+	m := make(map[string]Service, len(routes))
+	for path, svc := range routes {
+		if path == "" || path[0] != '/' {
+			return fmt.Errorf("httpapi: route %q must start with /", path)
+		}
+		m[path] = svc
+	}
+	h.routes.Store(&m)
+	return nil
+}
+
+func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
+	svc, ok := (*h.routes.Load())[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	{
 		req := tsa.Request{
 			Method:      r.Method,
 			Path:        r.URL.Path,
 			ContentType: r.Header.Get("Content-Type"),
 			Source:      r.RemoteAddr,
 			BodySize:    r.ContentLength,
+			Transport:   "http",
+			Bearer:      bearer(r.Header.Get("Authorization")),
+		}
+		if r.TLS != nil {
+			req.Transport = "https"
+			req.PeerCertificates = r.TLS.PeerCertificates
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -137,20 +174,45 @@ func (h *Handler) timestamp(svc Service) http.Handler {
 		req.BodySize = int64(len(body))
 		// The body is read before the content type is judged, so that a
 		// refused body is still recorded by its hash.
+		handle := svc.Handle
 		if !isQueryType(req.ContentType) {
-			h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
-			return
+			as, ok := svc.(AuthenticodeService)
+			if !ok || !as.Authenticode() || !isAuthenticodeType(req.ContentType) {
+				h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
+				return
+			}
+			handle = as.HandleAuthenticode
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
-		reply := svc.Handle(ctx, req)
+		reply := handle(ctx, req)
 		cancel()
 		h.count(reply)
 		hdr := w.Header()
-		hdr["Content-Type"] = replyTypeHeader
+		if reply.ContentType == "" || reply.ContentType == ReplyType {
+			hdr["Content-Type"] = replyTypeHeader
+		} else {
+			hdr.Set("Content-Type", reply.ContentType)
+		}
 		hdr["Content-Length"] = []string{strconv.Itoa(len(reply.Body))}
 		w.WriteHeader(reply.HTTPStatus)
 		w.Write(reply.Body)
-	})
+	}
+}
+
+// bearer returns the credential of an "Authorization: Bearer" header.
+func bearer(h string) string {
+	const scheme = "bearer "
+	if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) {
+		return strings.TrimSpace(h[len(scheme):])
+	}
+	return ""
+}
+
+// isAuthenticodeType recognises what Authenticode clients send:
+// signtool and osslsigncode say application/octet-stream.
+func isAuthenticodeType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == tsa.AuthenticodeType
 }
 
 // replyTypeHeader is shared by every answer; net/http only reads it.

@@ -17,6 +17,7 @@ func runDev(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	f.parsed(fs)
 	files, err := devpki.Ensure(devpki.Options{
 		Dir:          filepath.Join(f.data, "pki"),
 		KeyType:      *keyType,
@@ -37,14 +38,15 @@ func runServe(args []string) error {
 	var f serverFlags
 	f.register(fs)
 	var kf keyFiles
-	fs.StringVar(&kf.key, "key", "", "TSA private key (PEM)")
+	fs.StringVar(&kf.key, "key", "", "TSA private key (PEM), without --config")
 	fs.StringVar(&kf.cert, "cert", "", "TSA certificate (PEM)")
 	fs.StringVar(&kf.chain, "chain", "", "issuer certificates up to the root (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if kf.key == "" || kf.cert == "" {
-		return fmt.Errorf("serve needs --key and --cert")
+	f.parsed(fs)
+	if f.config == "" && (kf.key == "" || kf.cert == "") {
+		return fmt.Errorf("serve needs --config, or --key and --cert")
 	}
 	kf.caFile = kf.chain
 	return serve(&f, kf)

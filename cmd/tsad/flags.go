@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
@@ -31,11 +32,16 @@ type serverFlags struct {
 	gcPercent              int
 	crypto                 string
 	log                    logFlags
+	// config is the configuration file; without one the flags above
+	// describe a single service. set records the flags given explicitly.
+	config string
+	set    map[string]bool
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&f.addr, "addr", "127.0.0.1:3180", "listen address (host:port; port 0 picks a free one)")
+	fs.StringVar(&f.config, "config", "", "configuration file (YAML) declaring the listeners and timestamp services; SIGHUP reloads it. Without it the flags below describe one service")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:3180", "listen address (host:port; port 0 picks a free one); overrides the file's server.listen when given")
 	fs.StringVar(&f.data, "data", "data", "data directory (event store, development PKI)")
 	fs.StringVar(&f.path, "path", "/tsa", "URL path of the timestamp service")
 	fs.StringVar(&f.node, "node", host, "node name recorded in event metadata")
@@ -51,6 +57,71 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target (as GOGC; the GOGC environment variable wins when set): issuing allocates ~30 KB per token around a small live heap, so fewer collections save CPU for ~30 MiB more memory")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+}
+
+// parsed notes which flags were given, for the ones that override a file.
+func (f *serverFlags) parsed(fs *flag.FlagSet) {
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+}
+
+// flagsConfig describes the one service of a server configured by flags.
+func flagsConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
+	if _, err := parseOID(f.policy); err != nil {
+		return nil, err
+	}
+	acc := config.Duration(f.accuracy)
+	include := true
+	var accepted, hashes []string
+	for _, p := range strings.Split(f.accepted, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			accepted = append(accepted, p)
+		}
+	}
+	for _, h := range strings.Split(f.hashes, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hashes = append(hashes, h)
+		}
+	}
+	if len(hashes) == 0 {
+		return nil, fmt.Errorf("hash allow-list is empty")
+	}
+	return &config.File{
+		Server: config.Server{Listen: f.addr, MaxBody: f.maxBody},
+		Services: []config.Service{{
+			Name:             "default",
+			Paths:            []string{f.path},
+			Policy:           f.policy,
+			AcceptedPolicies: accepted,
+			Signer:           config.Signer{Key: kf.key, Cert: kf.cert, Chain: kf.chain},
+			Accuracy:         &acc,
+			Precision:        config.Duration(f.precision),
+			Hashes:           hashes,
+			IncludeChain:     &include,
+			TSAName:          f.tsaName,
+			Authenticode:     true,
+		}},
+	}, nil
+}
+
+// applyOverrides puts explicitly given flags over a file's server section,
+// and, in development, the development key into services without a signer.
+func (f *serverFlags) applyOverrides(cfg *config.File, kf keyFiles) {
+	if f.set["addr"] {
+		cfg.Server.Listen = f.addr
+	}
+	if f.set["max-body"] {
+		cfg.Server.MaxBody = f.maxBody
+	}
+	if !kf.dev {
+		return
+	}
+	for i := range cfg.Services {
+		s := &cfg.Services[i].Signer
+		if s.Key == "" && s.Cert == "" && s.Chain == "" {
+			*s = config.Signer{Key: kf.key, Cert: kf.cert, Chain: kf.chain}
+		}
+	}
 }
 
 func parseOID(s string) (asn1.ObjectIdentifier, error) {

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,17 +15,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/clock/system"
+	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
-	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
-	"github.com/chronolog/chronolog/adapters/signer/softkey"
-	"github.com/chronolog/chronolog/domain/rfc3161"
-	"github.com/chronolog/chronolog/domain/tsa"
 )
 
-// keyFiles name the TSA key material.
+// keyFiles name the TSA key material of a server configured by flags, or
+// the development key a configuration file's services default to in dev.
 type keyFiles struct {
 	key, cert, chain string
 	// caFile is printed for clients to verify against.
@@ -35,49 +30,28 @@ type keyFiles struct {
 	dev    bool
 }
 
-// serve wires the adapters and runs until SIGTERM or SIGINT.
+// serve wires the adapters and runs until SIGTERM or SIGINT; SIGHUP
+// reloads the configuration file.
 func serve(f *serverFlags, kf keyFiles) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(f.gcPercent)
 	}
+	cfg, err := loadConfig(f, kf)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
-	}
-	policy, err := parseOID(f.policy)
-	if err != nil {
-		return err
-	}
-	accepted, err := parseOIDs(f.accepted)
-	if err != nil {
-		return err
-	}
-	hashes, err := parseHashes(f.hashes)
-	if err != nil {
-		return err
-	}
-	key, err := softkey.Load(softkey.Config{KeyFile: kf.key, CertFile: kf.cert, ChainFile: kf.chain}, time.Now())
-	if err != nil {
-		return fmt.Errorf("load TSA key: %w", err)
-	}
-	arith, how, err := signingArithmetic(f.crypto, key.Signer())
-	if err != nil {
-		return err
-	}
-	if c, ok := arith.(io.Closer); ok {
-		defer c.Close()
-	}
-	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{
-		Signer:      arith,
-		Certificate: key.Certificate(),
-		Chain:       key.Chain(),
-	})
-	if err != nil {
-		return fmt.Errorf("prepare TSA signer: %w", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP is caught from the start: arriving during start-up it must
+	// not kill the server.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	store, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(f.data, "events.db")})
 	if err != nil {
@@ -89,27 +63,18 @@ func serve(f *serverFlags, kf keyFiles) error {
 		}
 	}()
 
-	svc, err := tsa.New(tsa.Config{
-		Name:             "default",
-		Node:             f.node,
-		Policy:           policy,
-		AcceptedPolicies: accepted,
-		Hashes:           hashes,
-		Accuracy:         accuracyOf(f.accuracy),
-		Precision:        f.precision,
-		IncludeTSAName:   f.tsaName,
-	}, tsa.Ports{
-		Clock:    system.Clock{},
-		Serials:  ids.Source{},
-		IDs:      ids.Source{},
-		Rand:     rand.Reader,
-		Signer:   signer,
-		Recorder: store,
-		Log:      log,
-	})
+	w := wiring{node: f.node, crypto: f.crypto, recorder: store, log: log, now: time.Now()}
+	gen, err := build(cfg, w)
 	if err != nil {
-		return err
+		return fmt.Errorf("configuration %s: %w", sourceOf(cfg), err)
 	}
+	live := &liveServices{}
+	live.gen.Store(gen)
+	defer func() { live.gen.Load().close() }()
+	if err := recordConfigured(ctx, store, f.node, gen); err != nil {
+		return fmt.Errorf("record the configuration: %w", err)
+	}
+
 	tlog, err := startLog(ctx, &f.log, f.data, f.node, kf.dev, store, log)
 	if err != nil {
 		return fmt.Errorf("transparency log: %w", err)
@@ -119,10 +84,11 @@ func serve(f *serverFlags, kf keyFiles) error {
 		defer tlog.stop()
 	}
 	hcfg := httpapi.Config{
-		Routes:    map[string]httpapi.Service{f.path: svc},
-		MaxBody:   f.maxBody,
-		Log:       log,
-		StoreHead: store.Head,
+		Routes:         gen.routes,
+		MaxBody:        cfg.Server.MaxBody,
+		RequestTimeout: cfg.Server.RequestTimeout.D(),
+		Log:            log,
+		StoreHead:      store.Head,
 	}
 	if tlog != nil {
 		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
@@ -141,28 +107,48 @@ func serve(f *serverFlags, kf keyFiles) error {
 		defer stopDebug()
 	}
 
-	ln, err := net.Listen("tcp", f.addr)
+	ln, scheme, err := listen(cfg.Server)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
+	tcp, err := startTCP(gen, live, cfg.Server, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer tcp.shutdown(f.shutdown)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// Requests keep running on SIGTERM until they finish: their
 		// context must not be the signal's.
 		BaseContext: func(net.Listener) context.Context { return context.Background() },
 	}
+	base := fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	if kf.dev {
 		fmt.Println("Chronolog tsad — DEVELOPMENT mode: the CA below is a development CA, not for production.")
 	}
-	fmt.Printf("endpoint: http://%s%s\n", ln.Addr(), f.path)
-	fmt.Printf("verify against CA: %s\n", kf.caFile)
-	fmt.Printf("TSA certificate: %s (sha256 %s)\n", kf.cert, key.Fingerprint())
+	first := gen.byName[gen.order[0]]
+	fmt.Printf("endpoint: %s%s\n", base, first.cfg.Paths[0])
+	fmt.Printf("configuration: %s\n", sourceOf(cfg))
+	for _, name := range gen.order {
+		fmt.Println(gen.byName[name].describe(base))
+	}
+	for _, t := range tcp.servers {
+		fmt.Printf("tcp: %s (service %s, RFC 3161 §3.3)\n", t.srv.Addr(), t.service)
+	}
+	if kf.caFile != "" {
+		fmt.Printf("verify against CA: %s\n", kf.caFile)
+	}
+	if kf.cert != "" {
+		fmt.Printf("TSA certificate: %s\n", kf.cert)
+	}
 	fmt.Printf("data: %s\n", f.data)
-	fmt.Printf("signing: %s\n", how)
+	fmt.Printf("signing: %s\n", first.how)
 	if tlog != nil {
 		fmt.Printf("transparency log: %s, origin %s, verifier key %s\n", tlog.backend, tlog.origin, tlog.keyFile)
 		fmt.Printf("log key: %s\n", tlog.key)
@@ -172,10 +158,17 @@ func serve(f *serverFlags, kf keyFiles) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	r := reloader{flags: f, kf: kf, w: w, live: live, handler: handler, store: store, tcp: tcp, log: log}
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			r.reload(ctx)
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	log.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdown)
@@ -188,6 +181,34 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// loadConfig reads --config, or makes a one-service configuration of the
+// flags. Flags given explicitly override the file's server section.
+func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
+	if f.config == "" {
+		cfg, err := flagsConfig(f, kf)
+		if err != nil {
+			return nil, err
+		}
+		return cfg, cfg.Check()
+	}
+	cfg, err := config.Read(f.config)
+	if err != nil {
+		return nil, err
+	}
+	f.applyOverrides(cfg, kf)
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", f.config, err)
+	}
+	return cfg, nil
+}
+
+func sourceOf(cfg *config.File) string {
+	if cfg.Path == "" {
+		return "flags"
+	}
+	return cfg.Path
 }
 
 // signingArithmetic picks who computes signatures with the loaded key:

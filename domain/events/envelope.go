@@ -107,6 +107,11 @@ var registry = map[string]func() Event{
 	TypeFilterDecided:      func() Event { return &FilterDecided{} },
 	TypeTimestampIssued:    func() Event { return &TimestampIssued{} },
 	TypeTimestampRejected:  func() Event { return &TimestampRejected{} },
+	TypeTimestampForwarded: func() Event { return &TimestampForwarded{} },
+
+	TypeServiceConfigured:    func() Event { return &ServiceConfigured{} },
+	TypeServiceConfigChanged: func() Event { return &ServiceConfigChanged{} },
+	TypeServiceConfigRefused: func() Event { return &ServiceConfigRefused{} },
 
 	TypeLogSegmentSealed:    func() Event { return &LogSegmentSealed{} },
 	TypeLogCheckpointSigned: func() Event { return &LogCheckpointSigned{} },

@@ -118,6 +118,19 @@ func appendIntField(b []byte, name string, v int64) []byte {
 	return strconv.AppendInt(appendField(b, name, false), v, 10)
 }
 
+type field struct{ name, v string }
+
+// appendOptional appends the non-empty ones of fields (omitempty strings),
+// none of them first in its object.
+func appendOptional(b []byte, fields []field) []byte {
+	for _, f := range fields {
+		if f.v != "" {
+			b = appendStringField(b, f.name, f.v, false)
+		}
+	}
+	return b
+}
+
 func (m Metadata) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	first := true
@@ -158,6 +171,7 @@ func (e TimestampRequested) appendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	b = appendBoolField(b, "certReq", e.CertReq)
+	b = appendOptional(b, []field{{"transport", e.Transport}, {"protocol", e.Protocol}, {"tlsClient", e.TLSClient}})
 	return append(b, '}'), nil
 }
 
@@ -185,6 +199,7 @@ func (e TimestampIssued) appendJSON(b []byte) ([]byte, error) {
 	b = appendStringField(b, "policy", e.Policy, false)
 	b = appendStringField(b, "signer", e.Signer, false)
 	b = appendBytes(appendField(b, "token", false), e.Token)
+	b = appendOptional(b, []field{{"client", e.Client}, {"clientAuth", e.ClientAuth}, {"protocol", e.Protocol}})
 	return append(b, '}'), nil
 }
 
@@ -197,5 +212,6 @@ func (e TimestampRejected) appendJSON(b []byte) ([]byte, error) {
 	}
 	b = appendStringField(b, "reason", e.Reason, false)
 	b = appendIntField(b, "httpStatus", int64(e.HTTPStatus))
+	b = appendOptional(b, []field{{"client", e.Client}, {"clientAuth", e.ClientAuth}})
 	return append(b, '}'), nil
 }

@@ -37,6 +37,14 @@ type TimestampRequested struct {
 	Nonce     string `json:"nonce,omitempty"`
 	ReqPolicy string `json:"reqPolicy,omitempty"`
 	CertReq   bool   `json:"certReq"`
+	// Transport is how the request came: http, https or tcp (RFC 3161
+	// §3.3); empty in events recorded before it was added (http).
+	Transport string `json:"transport,omitempty"`
+	// Protocol is rfc3161 or authenticode; empty means rfc3161.
+	Protocol string `json:"protocol,omitempty"`
+	// TLSClient is the subject DN of the TLS client certificate presented,
+	// whether or not a filter went on to accept it.
+	TLSClient string `json:"tlsClient,omitempty"`
 }
 
 func (TimestampRequested) EventType() string { return TypeTimestampRequested }
@@ -68,6 +76,14 @@ type TimestampIssued struct {
 	// Signer is the hex SHA-256 of the TSA certificate's DER.
 	Signer string `json:"signer"`
 	Token  []byte `json:"token"`
+	// Client and ClientAuth are the identity the filters established and
+	// how (tls-client-cert, api-key); empty for an anonymous client.
+	Client     string `json:"client,omitempty"`
+	ClientAuth string `json:"clientAuth,omitempty"`
+	// Protocol is authenticode for a Microsoft Authenticode countersignature
+	// (Token is then its PKCS#7 SignedData and Policy the service's
+	// default); empty means an RFC 3161 token.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 func (TimestampIssued) EventType() string { return TypeTimestampIssued }
@@ -81,6 +97,33 @@ type TimestampRejected struct {
 	FailInfo   string `json:"failInfo,omitempty"`
 	Reason     string `json:"reason"`
 	HTTPStatus int    `json:"httpStatus"`
+	// Client and ClientAuth are the identity the filters established
+	// before the refusal, if any.
+	Client     string `json:"client,omitempty"`
+	ClientAuth string `json:"clientAuth,omitempty"`
 }
 
 func (TimestampRejected) EventType() string { return TypeTimestampRejected }
+
+// TypeTimestampForwarded is the wire name of TimestampForwarded.
+const TypeTimestampForwarded = "TimestampForwarded.v1"
+
+// TimestampForwarded records a request a proxy service passed to an
+// upstream TSA, and the upstream's answer exactly as received.
+type TimestampForwarded struct {
+	Serial   string `json:"serial"`
+	Upstream string `json:"upstream"`
+	// HTTPStatus is the upstream's HTTP status.
+	HTTPStatus int `json:"httpStatus"`
+	// Status is the PKIStatus of the upstream's TimeStampResp (granted,
+	// grantedWithMods, rejection, ...), FailInfo its failure bit if any.
+	Status   string `json:"status"`
+	FailInfo string `json:"failInfo,omitempty"`
+	// Response is the upstream's TimeStampResp DER (base64 in JSON).
+	Response []byte `json:"response"`
+	// Client and ClientAuth are the identity the filters established.
+	Client     string `json:"client,omitempty"`
+	ClientAuth string `json:"clientAuth,omitempty"`
+}
+
+func (TimestampForwarded) EventType() string { return TypeTimestampForwarded }

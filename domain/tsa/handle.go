@@ -3,9 +3,11 @@ package tsa
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"time"
 
 	"github.com/chronolog/chronolog/domain/events"
@@ -26,6 +28,13 @@ type Request struct {
 	BodySize int64
 	// CorrelationID ties the events to the transport's logs.
 	CorrelationID string
+	// Transport is http, https or tcp.
+	Transport string
+	// PeerCertificates is the TLS client's chain as presented, leaf first.
+	PeerCertificates []*x509.Certificate
+	// Bearer is the credential of an "Authorization: Bearer" header: a
+	// secret, never recorded.
+	Bearer string
 }
 
 // Reply is what the transport sends back.
@@ -33,8 +42,10 @@ type Reply struct {
 	// HTTPStatus is 200 for every TSP answer, granted or not; a transport
 	// refusal carries its own status and no Body.
 	HTTPStatus int
-	// Body is the DER TimeStampResp.
-	Body []byte
+	// Body is the DER TimeStampResp (for Authenticode, the base64 of the
+	// PKCS#7 answer); ContentType is its media type.
+	Body        []byte
+	ContentType string
 	// Serial is the hex serial the request was recorded under ("" when
 	// even recording failed before a serial was drawn).
 	Serial string
@@ -53,6 +64,8 @@ type exchange struct {
 	meta   events.Metadata
 	at     time.Time
 	evs    []eventstore.EventData
+	// client is the identity the filters established, nil if none.
+	client *filter.Identity
 	// buf holds the events' payloads one after the other: one allocation
 	// for a request's events instead of one per event.
 	buf []byte
@@ -91,8 +104,14 @@ func (x *exchange) add(e events.Event) error {
 }
 
 func (x *exchange) requested(r Request, q *rfc3161.TimeStampReq) error {
+	return x.add(x.requestedEvent(r, q))
+}
+
+func (x *exchange) requestedEvent(r Request, q *rfc3161.TimeStampReq) events.TimestampRequested {
 	sum := sha256.Sum256(r.Body)
 	e := events.TimestampRequested{
+		Transport:   r.Transport,
+		TLSClient:   peerSubject(r),
 		Serial:      x.hex,
 		Service:     x.s.cfg.Name,
 		Path:        r.Path,
@@ -115,7 +134,14 @@ func (x *exchange) requested(r Request, q *rfc3161.TimeStampReq) error {
 		}
 		e.CertReq = q.CertReq
 	}
-	return x.add(e)
+	return e
+}
+
+func peerSubject(r Request) string {
+	if len(r.PeerCertificates) == 0 {
+		return ""
+	}
+	return r.PeerCertificates[0].Subject.String()
 }
 
 // commit makes the events durable. The transport bounds the wait through
@@ -147,27 +173,35 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 		return s.reject(ctx, x, rfc3161.AsRejection(perr))
 	}
 
-	res := s.filters.Run(filter.Request{Query: q, Path: r.Path, Source: r.Source})
-	denied := res.Denied
-	for _, o := range res.Outcomes {
-		if err := x.add(decided(x.hex, o)); err != nil {
-			return s.fail(ctx, x, err)
-		}
+	params := RouteParams{Path: r.Path, Source: r.Source, Client: peerSubject(r), Protocol: ProtocolRFC3161}
+	if q.ReqPolicy != nil {
+		params.Policy = q.ReqPolicy.String()
 	}
-	if denied != nil {
-		return s.reject(ctx, x, &rfc3161.Rejection{FailInfo: denied.FailInfo, Reason: denied.Reason})
+	rt, res, rej, err := s.decide(x, r, q, s.tsp, &params)
+	if err != nil {
+		return s.fail(ctx, x, err)
 	}
-
+	if rej != nil {
+		return s.reject(ctx, x, rej)
+	}
+	if rt.rule.Upstream != nil {
+		return s.forward(ctx, x, r, q, rt.rule.Upstream)
+	}
+	if res.ForceCertReq {
+		q.CertReq = true
+	}
 	token, info, err := s.issue(x, q)
 	if err != nil {
 		return s.fail(ctx, x, err)
 	}
 	if err := x.add(events.TimestampIssued{
-		Serial:  x.hex,
-		GenTime: info.GenTime,
-		Policy:  info.Policy.String(),
-		Signer:  s.fingerprint,
-		Token:   token,
+		Serial:     x.hex,
+		GenTime:    info.GenTime,
+		Policy:     info.Policy.String(),
+		Signer:     s.fingerprint,
+		Token:      token,
+		Client:     identityName(x.client),
+		ClientAuth: identityMethod(x.client),
 	}); err != nil {
 		return s.fail(ctx, x, err)
 	}
@@ -176,7 +210,7 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 		s.p.Log.Error("token discarded: its events are not durable", "serial", x.hex, "err", err)
 		return systemFailure(x.hex)
 	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), Serial: x.hex, Granted: true, Recorded: true}
+	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), ContentType: ReplyType, Serial: x.hex, Granted: true, Recorded: true}
 }
 
 // issue builds and signs the token.
@@ -215,6 +249,8 @@ func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejectio
 		FailInfo:   rej.FailInfo.String(),
 		Reason:     rej.Reason,
 		HTTPStatus: 200,
+		Client:     identityName(x.client),
+		ClientAuth: identityMethod(x.client),
 	}); err != nil {
 		return s.fail(ctx, x, err)
 	}
@@ -222,7 +258,7 @@ func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejectio
 		s.p.Log.Error("rejection not recorded", "serial", x.hex, "err", err)
 		return systemFailure(x.hex)
 	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), Serial: x.hex, Recorded: true}
+	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: x.hex, Recorded: true}
 }
 
 // fail answers systemFailure for an internal error (a signer outage, an
@@ -239,6 +275,8 @@ func (s *Service) fail(ctx context.Context, x *exchange, cause error) Reply {
 		FailInfo:   rfc3161.SystemFailure.String(),
 		Reason:     cause.Error(),
 		HTTPStatus: 200,
+		Client:     identityName(x.client),
+		ClientAuth: identityMethod(x.client),
 	})
 	if err == nil {
 		err = x.commit(ctx)
@@ -258,7 +296,8 @@ func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason 
 		err = x.requested(r, nil)
 	}
 	if err == nil {
-		err = x.add(events.TimestampRejected{Serial: x.hex, Status: "refused", Reason: reason, HTTPStatus: httpStatus})
+		err = x.add(events.TimestampRejected{Serial: x.hex, Status: "refused", Reason: reason, HTTPStatus: httpStatus,
+			Client: identityName(x.client), ClientAuth: identityMethod(x.client)})
 	}
 	if err == nil {
 		err = x.commit(ctx)
@@ -272,7 +311,7 @@ func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason 
 
 func systemFailure(serial string) Reply {
 	rej := &rfc3161.Rejection{FailInfo: rfc3161.SystemFailure, Reason: "the time-stamp authority could not complete the request"}
-	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), Serial: serial}
+	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: serial}
 }
 
 func decided(serial string, o filter.Outcome) events.FilterDecided {
@@ -282,4 +321,61 @@ func decided(serial string, o filter.Outcome) events.FilterDecided {
 		e.FailInfo = o.FailInfo.String()
 	}
 	return e
+}
+
+// ReplyType is the media type of a TimeStampResp (RFC 3161 §3.4).
+const ReplyType = "application/timestamp-reply"
+
+// decide picks the request's route and runs its chain, recording every
+// decision. It returns the route taken and the chain's result, or the
+// rejection to answer.
+func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes []route, params *RouteParams) (*route, filter.Result, *rfc3161.Rejection, error) {
+	rt := pick(routes, params)
+	if rt == nil {
+		reason := fmt.Sprintf("no policy-map rule admits this request (path %q, policy %q, client %q, protocol %s)",
+			params.Path, params.Policy, params.Client, params.Protocol)
+		o := filter.Outcome{Filter: "policy-map", Decision: filter.Deny(rfc3161.BadRequest, reason)}
+		if err := x.add(decided(x.hex, o)); err != nil {
+			return nil, filter.Result{}, nil, err
+		}
+		return nil, filter.Result{}, &rfc3161.Rejection{FailInfo: o.FailInfo, Reason: reason}, nil
+	}
+	if s.recordRoute {
+		o := filter.Outcome{Filter: "policy-map", Decision: filter.Accept(rt.rule.describe())}
+		if err := x.add(decided(x.hex, o)); err != nil {
+			return nil, filter.Result{}, nil, err
+		}
+	}
+	res := rt.chain.Run(filter.Request{
+		Query:            q,
+		Path:             r.Path,
+		Source:           r.Source,
+		SourceIP:         sourceIP(r.Source),
+		BodySize:         r.BodySize,
+		At:               x.at,
+		PeerCertificates: r.PeerCertificates,
+		Bearer:           r.Bearer,
+	})
+	x.client = res.Client
+	for _, o := range res.Outcomes {
+		if err := x.add(decided(x.hex, o)); err != nil {
+			return nil, res, nil, err
+		}
+	}
+	if res.Denied != nil {
+		return rt, res, &rfc3161.Rejection{FailInfo: res.Denied.FailInfo, Reason: res.Denied.Reason}, nil
+	}
+	return rt, res, nil, nil
+}
+
+// sourceIP is the address of a host:port (or bare address) source, the
+// zero Addr when it is neither.
+func sourceIP(source string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(source); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(source); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }

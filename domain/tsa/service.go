@@ -61,6 +61,13 @@ type Config struct {
 	Precision time.Duration
 	// IncludeTSAName puts the certificate subject in TSTInfo.tsa.
 	IncludeTSAName bool
+	// Rules are the policy map: the first rule matching a request picks
+	// the filter chain it runs (after the service's hash allow-list and
+	// policy acceptance). Without rules every request runs those two only.
+	Rules []Rule
+	// Authenticode answers Microsoft Authenticode legacy requests; the
+	// Countersigner port must then be set.
+	Authenticode bool
 }
 
 // Ports are the service's connections to the world.
@@ -72,13 +79,25 @@ type Ports struct {
 	Signer   *rfc3161.TokenSigner
 	Recorder Recorder
 	Log      Logger
+	// Countersigner signs Authenticode answers with the service's key.
+	Countersigner Countersigner
+}
+
+// Countersigner makes a Microsoft Authenticode timestamp: a PKCS#7
+// SignedData over the client's signature bytes.
+type Countersigner interface {
+	Sign(content []byte, signingTime time.Time, rand io.Reader) ([]byte, error)
 }
 
 // Service issues timestamps for one configuration.
 type Service struct {
-	cfg     Config
-	p       Ports
-	filters filter.Chain
+	cfg Config
+	p   Ports
+	// tsp and authenticode are the policy map prepared for each protocol;
+	// recordRoute is set when the map was configured, so the route taken
+	// is worth a FilterDecided of its own.
+	tsp, authenticode []route
+	recordRoute       bool
 	// fingerprint is the hex SHA-256 of the TSA certificate, recorded with
 	// every token so an auditor knows which key signed it.
 	fingerprint string
@@ -96,6 +115,9 @@ func New(cfg Config, p Ports) (*Service, error) {
 	if p.Clock == nil || p.Serials == nil || p.IDs == nil || p.Rand == nil || p.Signer == nil || p.Recorder == nil || p.Log == nil {
 		errs = append(errs, errors.New("every port must be set"))
 	}
+	if cfg.Authenticode && p.Countersigner == nil {
+		errs = append(errs, errors.New("authenticode needs a countersigner"))
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("timestamp service %q: %w", cfg.Name, errors.Join(errs...))
 	}
@@ -107,16 +129,18 @@ func New(cfg Config, p Ports) (*Service, error) {
 	}
 	accepted := append([]asn1.ObjectIdentifier{cfg.Policy}, cfg.AcceptedPolicies...)
 	certSum := sha256.Sum256(p.Signer.Certificate().Raw)
-	return &Service{
-		cfg:         cfg,
-		p:           p,
-		fingerprint: hex.EncodeToString(certSum[:]),
-		filters: filter.Chain{
-			filter.NewHashAllowList(cfg.Hashes),
-			filter.NewPolicyAcceptance(accepted),
-		},
-	}, nil
+	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: len(cfg.Rules) > 0}
+	rules := cfg.Rules
+	if len(rules) == 0 {
+		rules = []Rule{{Name: "default", Chain: "default"}}
+	}
+	base := filter.Chain{filter.NewHashAllowList(cfg.Hashes), filter.NewPolicyAcceptance(accepted)}
+	s.tsp, s.authenticode = prepareRoutes(rules, base)
+	return s, nil
 }
 
 // Name is the service's name.
 func (s *Service) Name() string { return s.cfg.Name }
+
+// Authenticode reports whether the service answers Authenticode requests.
+func (s *Service) Authenticode() bool { return s.cfg.Authenticode }

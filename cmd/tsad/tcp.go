@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronolog/chronolog/adapters/config"
+	"github.com/chronolog/chronolog/adapters/tcpapi"
+	"github.com/chronolog/chronolog/domain/tsa"
+)
+
+// liveServices holds the current generation of services; a reload swaps it.
+type liveServices struct{ gen atomic.Pointer[generation] }
+
+// liveService is the service of one name in whatever generation is
+// current: a socket listener outlives reloads, the services behind it do not.
+type liveService struct {
+	name string
+	live *liveServices
+}
+
+func (l liveService) current() *tsa.Service {
+	if b := l.live.gen.Load().byName[l.name]; b != nil {
+		return b.svc
+	}
+	return nil
+}
+
+func (l liveService) Name() string { return l.name }
+
+func (l liveService) Handle(ctx context.Context, r tsa.Request) tsa.Reply {
+	return l.current().Handle(ctx, r)
+}
+
+func (l liveService) Refuse(ctx context.Context, r tsa.Request, status int, reason string) tsa.Reply {
+	return l.current().Refuse(ctx, r, status, reason)
+}
+
+// tcpServers are the RFC 3161 §3.3 listeners, one per service that asks.
+type tcpServers struct {
+	servers []tcpServer
+}
+
+type tcpServer struct {
+	service, addr string
+	srv           *tcpapi.Server
+	done          chan error
+}
+
+func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Logger) (*tcpServers, error) {
+	ts := &tcpServers{}
+	for _, name := range gen.order {
+		b := gen.byName[name]
+		if b.cfg.TCP == "" {
+			continue
+		}
+		srv, err := tcpapi.New(tcpapi.Config{
+			Service:        liveService{name: name, live: live},
+			Path:           "tcp:" + b.cfg.TCP,
+			MaxMessage:     s.MaxBody,
+			RequestTimeout: s.RequestTimeout.D(),
+			Log:            log,
+		})
+		if err != nil {
+			ts.shutdown(time.Second)
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", b.cfg.TCP)
+		if err != nil {
+			ts.shutdown(time.Second)
+			return nil, fmt.Errorf("service %s: tcp listener: %w", name, err)
+		}
+		t := tcpServer{service: name, addr: b.cfg.TCP, srv: srv, done: make(chan error, 1)}
+		go func() { t.done <- srv.Serve(ln) }()
+		ts.servers = append(ts.servers, t)
+	}
+	return ts, nil
+}
+
+// addrs maps service name → configured socket address, for a reload to
+// check that it changes none.
+func (ts *tcpServers) addrs() map[string]string {
+	m := map[string]string{}
+	for _, t := range ts.servers {
+		m[t.service] = t.addr
+	}
+	return m
+}
+
+func (ts *tcpServers) shutdown(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, t := range ts.servers {
+		t.srv.Shutdown(ctx)
+	}
+}

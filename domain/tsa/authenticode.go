@@ -1,0 +1,117 @@
+package tsa
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// AuthenticodeType is the media type of Authenticode requests and answers.
+const AuthenticodeType = "application/octet-stream"
+
+// HandleAuthenticode answers a Microsoft Authenticode legacy timestamp
+// request. The protocol has no status for a refusal, so a request that
+// cannot be parsed or that a filter denies gets an HTTP error (400, 403),
+// recorded like every answer.
+func (s *Service) HandleAuthenticode(ctx context.Context, r Request) Reply {
+	if !s.cfg.Authenticode {
+		return s.Refuse(ctx, r, 415, "this service does not answer Authenticode requests: POST an application/timestamp-query")
+	}
+	x, err := s.begin(r)
+	if err != nil {
+		s.p.Log.Error("authenticode request not recorded", "service", s.cfg.Name, "err", err)
+		return Reply{HTTPStatus: 500}
+	}
+	e := x.requestedEvent(r, nil)
+	e.Protocol = ProtocolAuthenticode
+	req, perr := authenticode.ParseRequest(r.Body)
+	if perr == nil {
+		sum := sha256.Sum256(req.Content)
+		e.Parsed = true
+		e.HashAlgorithm = rfc3161.SHA256.Name
+		e.HashedMessage = hex.EncodeToString(sum[:])
+	}
+	if err := x.add(e); err != nil {
+		return s.failAuthenticode(ctx, x, err)
+	}
+	if perr != nil {
+		return s.refuseAuthenticode(ctx, x, 400, "", perr.Error())
+	}
+	params := RouteParams{Path: r.Path, Source: r.Source, Client: peerSubject(r), Protocol: ProtocolAuthenticode}
+	rt, _, rej, err := s.decide(x, r, nil, s.authenticode, &params)
+	if err != nil {
+		return s.failAuthenticode(ctx, x, err)
+	}
+	if rej != nil {
+		return s.refuseAuthenticode(ctx, x, 403, rej.FailInfo.String(), rej.Reason)
+	}
+	if rt.rule.Upstream != nil {
+		return s.refuseAuthenticode(ctx, x, 501, "", "this route forwards to an upstream TSA, which is done for RFC 3161 requests only")
+	}
+	at := s.p.Clock.Now().UTC()
+	der, err := s.p.Countersigner.Sign(req.Content, at, s.p.Rand)
+	if err != nil {
+		return s.failAuthenticode(ctx, x, fmt.Errorf("countersign %s: %w", x.hex, err))
+	}
+	if err := x.add(events.TimestampIssued{
+		Serial:     x.hex,
+		GenTime:    at.Truncate(1e9),
+		Policy:     s.cfg.Policy.String(),
+		Signer:     s.fingerprint,
+		Token:      der,
+		Client:     identityName(x.client),
+		ClientAuth: identityMethod(x.client),
+		Protocol:   ProtocolAuthenticode,
+	}); err != nil {
+		return s.failAuthenticode(ctx, x, err)
+	}
+	if err := x.commit(ctx); err != nil {
+		s.p.Log.Error("authenticode timestamp discarded: its events are not durable", "serial", x.hex, "err", err)
+		return Reply{HTTPStatus: 500, Serial: x.hex}
+	}
+	return Reply{HTTPStatus: 200, Body: authenticode.EncodeResponse(der), ContentType: AuthenticodeType, Serial: x.hex, Granted: true, Recorded: true}
+}
+
+// refuseAuthenticode records and answers an HTTP refusal; the body of the
+// answer is the reason, for the person reading the client's log.
+func (s *Service) refuseAuthenticode(ctx context.Context, x *exchange, status int, failInfo, reason string) Reply {
+	stat := "refused"
+	if failInfo != "" {
+		stat = "rejection"
+	}
+	if err := x.add(events.TimestampRejected{
+		Serial: x.hex, Status: stat, FailInfo: failInfo, Reason: reason, HTTPStatus: status,
+		Client: identityName(x.client), ClientAuth: identityMethod(x.client),
+	}); err != nil {
+		return s.failAuthenticode(ctx, x, err)
+	}
+	if err := x.commit(ctx); err != nil {
+		s.p.Log.Error("authenticode refusal not recorded", "serial", x.hex, "err", err)
+		return Reply{HTTPStatus: status, Body: []byte(reason + "\n"), ContentType: "text/plain; charset=utf-8", Serial: x.hex}
+	}
+	return Reply{HTTPStatus: status, Body: []byte(reason + "\n"), ContentType: "text/plain; charset=utf-8", Serial: x.hex, Recorded: true}
+}
+
+// failAuthenticode is fail for Authenticode: HTTP 500, recorded when it can be.
+func (s *Service) failAuthenticode(ctx context.Context, x *exchange, cause error) Reply {
+	s.p.Log.Error("authenticode request failed", "serial", x.hex, "err", cause)
+	reason := "the time-stamp authority could not complete the request"
+	if len(x.evs) > 0 {
+		err := x.add(events.TimestampRejected{
+			Serial: x.hex, Status: "rejection", FailInfo: rfc3161.SystemFailure.String(), Reason: cause.Error(), HTTPStatus: 500,
+			Client: identityName(x.client), ClientAuth: identityMethod(x.client),
+		})
+		if err == nil {
+			err = x.commit(ctx)
+		}
+		if err != nil {
+			s.p.Log.Error("authenticode failure not recorded", "serial", x.hex, "err", err)
+		}
+	}
+	return Reply{HTTPStatus: 500, Body: []byte(reason + "\n"), ContentType: "text/plain; charset=utf-8", Serial: x.hex}
+}
