@@ -151,7 +151,11 @@ func Read(path string) (*File, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	f.Path = path
-	f.resolve(filepath.Dir(path))
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", path, err)
+	}
+	f.resolve(dir)
 	return f, nil
 }
 

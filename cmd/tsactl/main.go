@@ -14,6 +14,7 @@ commands:
   verify         check a reply against the data or the query and a CA
   bench          load a TSA and print tokens/s, latency percentiles and errors
   log            check the transparency log: verify a token's proof, monitor, audit
+  apikey         make an API key for the api-key filter, and its configuration entry
 
 Run 'tsactl <command> -h' for its flags.
 `
@@ -28,6 +29,7 @@ func main() {
 		"verify":  runVerify,
 		"bench":   runBench,
 		"log":     runLog,
+		"apikey":  runAPIKey,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

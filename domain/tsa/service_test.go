@@ -84,14 +84,25 @@ type nopLog struct{ msgs []string }
 
 func (l *nopLog) Error(msg string, args ...any) { l.msgs = append(l.msgs, msg) }
 
+// lastKey is the key of the service newServiceWith made last, for tests
+// that build a second signer over it.
+var lastKey *ecdsa.PrivateKey
+
 var testPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 3161, 1}
 
 func newService(t *testing.T, rec tsa.Recorder) *tsa.Service {
+	t.Helper()
+	return newServiceWith(t, rec, nil)
+}
+
+// newServiceWith lets a test adjust the configuration and ports.
+func newServiceWith(t *testing.T, rec tsa.Recorder, adjust func(*tsa.Config, *tsa.Ports)) *tsa.Service {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), mrand.New(mrand.NewSource(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	lastKey = key
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7),
 		Subject:      pkix.Name{CommonName: "test TSA"},
@@ -108,11 +119,12 @@ func newService(t *testing.T, rec tsa.Recorder) *tsa.Service {
 		t.Fatal(err)
 	}
 	c := &counter{}
-	svc, err := tsa.New(tsa.Config{
+	cfg := tsa.Config{
 		Name:     "test",
 		Policy:   testPolicy,
 		Accuracy: &rfc3161.Accuracy{Seconds: 1},
-	}, tsa.Ports{
+	}
+	ports := tsa.Ports{
 		Clock:    fixedClock{time.Date(2026, 11, 22, 16, 7, 45, 123456789, time.UTC)},
 		Serials:  c,
 		IDs:      c,
@@ -120,7 +132,11 @@ func newService(t *testing.T, rec tsa.Recorder) *tsa.Service {
 		Signer:   signer,
 		Recorder: rec,
 		Log:      &nopLog{},
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg, &ports)
+	}
+	svc, err := tsa.New(cfg, ports)
 	if err != nil {
 		t.Fatal(err)
 	}
