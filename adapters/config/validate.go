@@ -54,11 +54,15 @@ func (f *File) Validate() []string {
 			}
 		}
 		if s.TCP != "" {
-			if _, _, err := net.SplitHostPort(s.TCP); err != nil {
+			// Port 0 asks the system for a free port: never a clash.
+			_, port, err := net.SplitHostPort(s.TCP)
+			switch other, dup := tcp[s.TCP]; {
+			case err != nil:
 				p.add("%s: tcp %q is not host:port: %v", at, s.TCP, err)
-			} else if other, dup := tcp[s.TCP]; dup {
+			case port == "0":
+			case dup:
 				p.add("%s: tcp %s is already the socket of %s", at, s.TCP, other)
-			} else if s.TCP == f.Server.Listen {
+			case s.TCP == f.Server.Listen:
 				p.add("%s: tcp %s is also the HTTP listen address", at, s.TCP)
 			}
 			tcp[s.TCP] = s.Name

@@ -19,6 +19,7 @@ import (
 func runRequest(args []string) error {
 	fs := flag.NewFlagSet("tsactl request", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:3180/tsa", "TSA URL")
+	tcpAddr := fs.String("tcp", "", "send the query over the RFC 3161 socket protocol to host:port (port 318 when left out) instead of HTTP")
 	hash := fs.String("hash", "sha256", "message-imprint hash: sha256, sha384, sha512, sha3-256, sha3-384, sha3-512, sha1")
 	nonceBits := fs.Int("nonce-bits", 64, "nonce size in bits (0 sends no nonce)")
 	certReq := fs.Bool("cert", true, "ask for the TSA certificate in the token (certReq)")
@@ -26,6 +27,9 @@ func runRequest(args []string) error {
 	out := fs.String("out", "", "where to save the reply (default FILE.tsr)")
 	queryOut := fs.String("query-out", "", "also save the query (default FILE.tsq)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkTransport(fs, *tcpAddr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -69,7 +73,12 @@ func runRequest(args []string) error {
 	if err := os.WriteFile(*queryOut, der, 0o644); err != nil {
 		return fmt.Errorf("save query: %w", err)
 	}
-	reply, err := post(http.DefaultClient, *url, der)
+	var reply []byte
+	if *tcpAddr != "" {
+		reply, err = exchangeTCP(*tcpAddr, der)
+	} else {
+		reply, err = post(http.DefaultClient, *url, der)
+	}
 	if err != nil {
 		return err
 	}

@@ -181,4 +181,3 @@ func diff(old, cur *generation) []events.Event {
 	}
 	return out
 }
-

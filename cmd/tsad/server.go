@@ -139,7 +139,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 		fmt.Println(gen.byName[name].describe(base))
 	}
 	for _, t := range tcp.servers {
-		fmt.Printf("tcp: %s (service %s, RFC 3161 §3.3)\n", t.srv.Addr(), t.service)
+		fmt.Printf("tcp: %s (service %s, RFC 3161 §3.3)\n", t.bound, t.service)
 	}
 	if kf.caFile != "" {
 		fmt.Printf("verify against CA: %s\n", kf.caFile)

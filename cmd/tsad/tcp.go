@@ -46,9 +46,10 @@ type tcpServers struct {
 }
 
 type tcpServer struct {
-	service, addr string
-	srv           *tcpapi.Server
-	done          chan error
+	// addr is the configured address, bound the one the system gave.
+	service, addr, bound string
+	srv                  *tcpapi.Server
+	done                 chan error
 }
 
 func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Logger) (*tcpServers, error) {
@@ -63,7 +64,10 @@ func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Lo
 			Path:           "tcp:" + b.cfg.TCP,
 			MaxMessage:     s.MaxBody,
 			RequestTimeout: s.RequestTimeout.D(),
-			Log:            log,
+			// Known clients (systemd-timestampd among them) send one
+			// request and read until the TSA closes.
+			CloseAfterReply: true,
+			Log:             log,
 		})
 		if err != nil {
 			ts.shutdown(time.Second)
@@ -74,7 +78,7 @@ func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Lo
 			ts.shutdown(time.Second)
 			return nil, fmt.Errorf("service %s: tcp listener: %w", name, err)
 		}
-		t := tcpServer{service: name, addr: b.cfg.TCP, srv: srv, done: make(chan error, 1)}
+		t := tcpServer{service: name, addr: b.cfg.TCP, bound: ln.Addr().String(), srv: srv, done: make(chan error, 1)}
 		go func() { t.done <- srv.Serve(ln) }()
 		ts.servers = append(ts.servers, t)
 	}
