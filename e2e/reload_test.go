@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/adapters/devpki"
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+const reloadBase = `
+services:
+  - name: first
+    paths: [/tsa]
+    policy: 1.3.6.1.4.1.32473.3161.1
+`
+
+// TestReloadOnSIGHUP: a good file applies its changes, each recorded; a bad
+// file is refused with every problem recorded, and the running services
+// answer as before.
+func TestReloadOnSIGHUP(t *testing.T) {
+	data, work := t.TempDir(), t.TempDir()
+	cfgFile := filepath.Join(work, "tsad.yaml")
+	os.WriteFile(cfgFile, []byte(reloadBase), 0o600)
+	srv := startServer(t, data, "--config", cfgFile, "--log", "off")
+	get := func(path string) int {
+		c := &tsReq{name: path + time.Now().String(), path: path, alg: rfc3161.SHA256}
+		status, _, _ := post(t, srv.base+path, "application/timestamp-query", c.der(t))
+		return status
+	}
+	if get("/second") != 404 {
+		t.Fatal("/second answers before it is configured")
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if ok() {
+				return
+			}
+		}
+		t.Fatalf("%s within 10 s\n%s", what, srv.output())
+	}
+
+	// A good change: a second service appears, the first one changes policy.
+	good := strings.Replace(reloadBase, "3161.1\n", "3161.5\n", 1) + `
+  - name: second
+    paths: [/second]
+    policy: 1.3.6.1.4.1.32473.3161.2
+`
+	os.WriteFile(cfgFile, []byte(good), 0o600)
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the second service answers", func() bool { return get("/second") == 200 })
+
+	// A bad change: refused, the running configuration stays.
+	bad := good + "    hashes: [md5]\n    chains: {default: [{type: rate-limit}]}\n"
+	os.WriteFile(cfgFile, []byte(bad), 0o600)
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the refusal is logged", func() bool { return strings.Contains(srv.output(), "configuration reload refused") })
+	if get("/second") != 200 || get("/tsa") != 200 {
+		t.Fatal("a refused reload disturbed the running services")
+	}
+	// A change that needs a restart: refused too.
+	os.WriteFile(cfgFile, []byte("server: {maxBody: 1000}\n"+good), 0o600)
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor("the second refusal is logged", func() bool {
+		return strings.Count(srv.output(), "configuration reload refused") == 2
+	})
+	c := &tsReq{name: "after reloads", path: "/tsa", alg: rfc3161.SHA256, granted: true}
+	resp := c.send(t, &httpClient, srv.base)
+	if info, _ := rfc3161.TokenTSTInfo(resp.Token); info == nil || info.Policy.String() != "1.3.6.1.4.1.32473.3161.5" {
+		t.Errorf("the first service's new policy is not in force: %+v", info)
+	}
+	if err := srv.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	var kinds []string
+	for _, e := range readStore(t, data)[events.ConfigStream] {
+		switch e := e.(type) {
+		case *events.ServiceConfigured:
+			kinds = append(kinds, "configured "+e.Service)
+		case *events.ServiceConfigChanged:
+			kinds = append(kinds, e.Change+" "+e.Service)
+			if e.Change == events.ConfigModified && (e.PreviousSHA256 == "" || e.PreviousSHA256 == e.ConfigSHA256) {
+				t.Errorf("modification does not name what it replaced: %+v", e)
+			}
+		case *events.ServiceConfigRefused:
+			all := strings.Join(e.Problems, "\n")
+			kinds = append(kinds, "refused")
+			if !(strings.Contains(all, `unknown hash "md5"`) && strings.Contains(all, "rate (requests per second) must be positive")) &&
+				!strings.Contains(all, "change only on a restart") {
+				t.Errorf("refusal without its reasons: %v", e.Problems)
+			}
+		}
+	}
+	if got := strings.Join(kinds, ", "); got != "configured first, modified first, added second, refused, refused" {
+		t.Errorf("configuration record: %s", got)
+	}
+}
+
+// TestProxyForwardsToUpstream: a service in proxy mode passes requests to
+// another TSA; the answer (the upstream's token, under its key) is sent on
+// unchanged and recorded on both sides.
+func TestProxyForwardsToUpstream(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	upData, proxyData, work := t.TempDir(), t.TempDir(), t.TempDir()
+	up := startServer(t, upData, "--log", "off")
+	cfg := fmt.Sprintf(`
+services:
+  - name: proxy
+    paths: [/tsa]
+    policy: 1.3.6.1.4.1.32473.3161.9
+    chains:
+      default:
+        - {type: nonce-required}
+        - {type: forward, url: %q, timeout: 5s}
+`, up.url)
+	cfgFile := filepath.Join(work, "proxy.yaml")
+	os.WriteFile(cfgFile, []byte(cfg), 0o600)
+	proxy := startServer(t, proxyData, "--config", cfgFile, "--log", "off")
+
+	doc := filepath.Join(work, "doc.txt")
+	os.WriteFile(doc, []byte("forwarded\n"), 0o600)
+	tsq, tsr := filepath.Join(work, "q.tsq"), filepath.Join(work, "r.tsr")
+	run(t, openssl, "ts", "-query", "-data", doc, "-sha256", "-cert", "-out", tsq)
+	q, _ := os.ReadFile(tsq)
+	status, _, body := post(t, proxy.url, "application/timestamp-query", q)
+	if status != 200 {
+		t.Fatalf("HTTP %d", status)
+	}
+	os.WriteFile(tsr, body, 0o600)
+	run(t, openssl, "ts", "-verify", "-in", tsr, "-queryfile", tsq, "-CAfile", up.caFile())
+	// Without a nonce the proxy's own filter refuses before forwarding.
+	noNonce := &tsReq{name: "no nonce via proxy", path: "/tsa", alg: rfc3161.SHA256, failInfo: rfc3161.BadRequest, reason: "nonce"}
+	noNonce.send(t, &httpClient, proxy.base)
+
+	// The upstream goes away: systemFailure, recorded.
+	if err := up.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	down := &tsReq{name: "upstream down", path: "/tsa", alg: rfc3161.SHA256, nonce: []byte{9, 9, 9, 9, 9, 9, 9, 9}, failInfo: rfc3161.SystemFailure, reason: "forward to upstream"}
+	down.send(t, &httpClient, proxy.base)
+	if err := proxy.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	byHash := byBodyHash(readStore(t, proxyData))
+	evs := byHash[hashHex(q)]
+	if len(evs) == 0 {
+		t.Fatal("the forwarded request is not in the proxy's record")
+	}
+	fwd, ok := evs[len(evs)-1].(*events.TimestampForwarded)
+	if !ok || fwd.Status != "granted" || string(fwd.Response) != string(body) || fwd.Upstream != up.url {
+		t.Fatalf("proxy record: %+v", evs[len(evs)-1])
+	}
+	noNonce.checkRecorded(t, byHash)
+	down.body = down.der(t)
+	if evs := byHash[hashHex(down.body)]; len(evs) == 0 {
+		t.Error("the failed forward is not recorded")
+	} else if rej, ok := evs[len(evs)-1].(*events.TimestampRejected); !ok || rej.FailInfo != "systemFailure" {
+		t.Errorf("failed forward recorded as %+v", evs[len(evs)-1])
+	}
+	if up := byBodyHash(readStore(t, upData))[hashHex(q)]; len(up) == 0 {
+		t.Error("the upstream has no record of the forwarded request")
+	}
+}
+
+// TestStartupRefusesBadTSACertificates: tsad does not start with a TSA
+// certificate whose timeStamping EKU is not critical, not the only one, or
+// missing, or that does not match the key; nor with a configuration file
+// holding mistakes, all of which it lists.
+func TestStartupRefusesBadTSACertificates(t *testing.T) {
+	work := t.TempDir()
+	ca := newTestCA(t, work, "tsa-ca")
+	goodCert, goodKey := ca.issue(t, work, "good", tsaTemplate("good", true, oidTimeStamping), nil)
+	_, otherKey := ca.issue(t, work, "other", tsaTemplate("other", true, oidTimeStamping), nil)
+	notCritCert, notCritKey := ca.issue(t, work, "notcrit", tsaTemplate("not critical", false, oidTimeStamping), nil)
+	twoCert, twoKey := ca.issue(t, work, "two", tsaTemplate("two usages", true, oidTimeStamping, oidCodeSigning), nil)
+	noneCert, noneKey := ca.issue(t, work, "none", tsaTemplate("no eku", false), nil)
+	cases := []struct {
+		name, cert, key, says string
+	}{
+		{"EKU not critical", notCritCert, notCritKey, "critical"},
+		{"EKU not sole", twoCert, twoKey, "only"},
+		{"EKU missing", noneCert, noneKey, "timeStamping"},
+		{"key does not match", goodCert, otherKey, "match"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
+				"--key", c.key, "--cert", c.cert, "--chain", ca.file)
+			if err == nil || !strings.Contains(out, c.says) {
+				t.Fatalf("tsad started or said the wrong thing (%v):\n%s", err, out)
+			}
+		})
+	}
+	t.Run("sanity: the good certificate starts", func(t *testing.T) {
+		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
+			"--key", goodKey, "--cert", goodCert, "--chain", ca.file)
+		if !strings.Contains(out, "endpoint: ") {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	t.Run("bad configuration file", func(t *testing.T) {
+		pki, err := devpki.Ensure(devpki.Options{Dir: filepath.Join(work, "pki"), Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := fmt.Sprintf(`
+services:
+  - name: a
+    paths: [/tsa]
+    policy: 1.2.3
+    signer: {key: %s, cert: %s}
+    hashes: [md5]
+  - name: b
+    paths: [/b]
+    policy: 1.2.4
+    signer: {key: %s, cert: %s}
+    chains: {default: [{type: authorize-by-authentication}]}
+`, pki.TSAKey, pki.TSACert, notCritKey, notCritCert)
+		f := filepath.Join(work, "bad.yaml")
+		os.WriteFile(f, []byte(cfg), 0o600)
+		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off", "--config", f)
+		if err == nil || !strings.Contains(out, `unknown hash "md5"`) || !strings.Contains(out, "needs an authentication filter") {
+			t.Fatalf("tsad started or did not list every problem (%v):\n%s", err, out)
+		}
+	})
+}
+
+// tsadOnce runs tsad and returns what it printed once it exits, or once it
+// printed its endpoint (then it is stopped).
+func tsadOnce(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "tsad"), args...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			return out.String(), err
+		case <-deadline:
+			cmd.Process.Kill()
+			return out.String(), fmt.Errorf("tsad neither served nor exited in 20 s")
+		case <-time.After(50 * time.Millisecond):
+			if strings.Contains(out.String(), "endpoint: ") {
+				cmd.Process.Signal(syscall.SIGTERM)
+				<-done
+				return out.String(), nil
+			}
+		}
+	}
+}
