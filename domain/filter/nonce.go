@@ -1,0 +1,34 @@
+package filter
+
+import (
+	"fmt"
+
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// NonceRequired admits only requests that carry a nonce. Without one a
+// client cannot tell its own token from a replayed one, so a service that
+// promises freshness asks for it.
+type NonceRequired struct {
+	minBytes int
+}
+
+// NewNonceRequired returns the filter. minBytes > 0 also demands that many
+// content octets, since a one-octet nonce repeats every 256 requests;
+// minBytes <= 0 only demands that a nonce be present.
+func NewNonceRequired(minBytes int) *NonceRequired {
+	return &NonceRequired{minBytes: minBytes}
+}
+
+func (*NonceRequired) Name() string { return "nonce-required" }
+
+func (n *NonceRequired) Decide(r Request) Decision {
+	if r.Query == nil || r.Query.Nonce == nil {
+		return Deny(rfc3161.BadRequest, "the request carries no nonce and this service requires one")
+	}
+	got := len(r.Query.Nonce)
+	if n.minBytes > 0 && got < n.minBytes {
+		return Deny(rfc3161.BadRequest, fmt.Sprintf("the nonce is %d octets; this service requires at least %d", got, n.minBytes))
+	}
+	return Accept(fmt.Sprintf("nonce of %d octets present", got))
+}
