@@ -31,6 +31,25 @@ func TestExampleFileIsValid(t *testing.T) {
 	}
 }
 
+// TestExampleFilesAreValid: every example in the repository validates.
+func TestExampleFilesAreValid(t *testing.T) {
+	for _, name := range []string{"dev.yaml", "bench-five-filters.yaml"} {
+		f, err := Read(filepath.Join("..", "..", "examples", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range f.Services {
+			// tsad dev fills in the development key.
+			if f.Services[i].Signer.Key == "" {
+				f.Services[i].Signer = Signer{Key: "dev.key", Cert: "dev.pem"}
+			}
+		}
+		if err := f.Check(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	f, err := Parse([]byte(good))
 	if err != nil {

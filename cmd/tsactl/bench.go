@@ -35,11 +35,20 @@ func runBench(args []string) error {
 	timeout := fs.Duration("timeout", 30*time.Second, "per-request timeout")
 	tsq := fs.String("tsq", "", "send this query file every time (default: a fresh digest and nonce per request)")
 	certReq := fs.Bool("cert", false, "generated queries ask for certificates")
+	bearerEnv := fs.String("bearer-env", "", "send the API key held in this environment variable (Authorization: Bearer), for services with an api-key filter")
 	hash := fs.String("hash", "sha256", "hash of generated queries")
 	serverPID := fs.Int("server-pid", 0, "also report this local process's CPU time and peak memory (Linux /proc)")
 	logWait := fs.Duration("log-wait", 5*time.Second, "after the run, wait this long at most for the transparency log to catch up, then report its lag from the server's /metrics")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// The key comes from the environment, never the command line, where
+	// ps would show it.
+	bearer := ""
+	if *bearerEnv != "" {
+		if bearer = os.Getenv(*bearerEnv); bearer == "" {
+			return fmt.Errorf("--bearer-env %s: the variable is empty or unset", *bearerEnv)
+		}
 	}
 	if *workers < 1 || *duration <= 0 {
 		return fmt.Errorf("need at least one worker and a positive duration")
@@ -93,7 +102,7 @@ func runBench(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			benchWorker(ctx, newBenchConn(u, dial), makers[w], &results[w], measureFrom, *timeout)
+			benchWorker(ctx, newBenchConn(u, dial, bearer), makers[w], &results[w], measureFrom, *timeout)
 		}()
 	}
 	<-ctx.Done()

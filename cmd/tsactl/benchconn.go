@@ -53,10 +53,14 @@ func newBenchDialer(target *url.URL, timeout time.Duration) (func() (net.Conn, e
 	}
 }
 
-func newBenchConn(target *url.URL, dial func() (net.Conn, error)) *benchConn {
+func newBenchConn(target *url.URL, dial func() (net.Conn, error), bearer string) *benchConn {
 	path := target.RequestURI()
-	head := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tsactl-bench\r\nContent-Type: %s\r\nContent-Length: ",
-		path, target.Host, "application/timestamp-query")
+	auth := ""
+	if bearer != "" {
+		auth = "Authorization: Bearer " + bearer + "\r\n"
+	}
+	head := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tsactl-bench\r\n%sContent-Type: %s\r\nContent-Length: ",
+		path, target.Host, auth, "application/timestamp-query")
 	return &benchConn{target: target, dial: dial, head: head}
 }
 

@@ -133,3 +133,50 @@ func New(eventType string) Event {
 	}
 	return nil
 }
+
+// EnvelopeParts holds what every envelope of one stream, time and
+// metadata shares, encoded once: a request's events (up to one per
+// filter) differ only in their type, id and data.
+type EnvelopeParts struct {
+	// streamAt is `,"stream":…,"recordedAt":…`; meta is `,"metadata":{…}}`.
+	streamAt, meta []byte
+}
+
+// NewEnvelopeParts encodes the shared parts.
+func NewEnvelopeParts(stream string, recordedAt time.Time, meta Metadata) (*EnvelopeParts, error) {
+	p := &EnvelopeParts{}
+	b := append(make([]byte, 0, 96+len(stream)), `,"stream":`...)
+	b = appendString(b, stream)
+	b = append(b, `,"recordedAt":`...)
+	b, err := appendTime(b, recordedAt.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("encode recordedAt: %w", err)
+	}
+	p.streamAt = b
+	m := append(make([]byte, 0, 128), `,"metadata":`...)
+	p.meta = append(meta.appendJSON(m), '}')
+	return p, nil
+}
+
+// Append appends e's envelope to b: the same bytes AppendEnvelope writes.
+func (p *EnvelopeParts) Append(b []byte, id string, e Event) ([]byte, error) {
+	typ := e.EventType()
+	b = append(b, `{"type":`...)
+	b = appendString(b, typ)
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, p.streamAt...)
+	b = append(b, `,"data":`...)
+	var err error
+	if a, ok := e.(jsonAppender); ok {
+		b, err = a.appendJSON(b)
+	} else {
+		var data []byte
+		data, err = json.Marshal(e)
+		b = append(b, data...)
+	}
+	if err != nil {
+		return b, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	return append(b, p.meta...), nil
+}

@@ -156,3 +156,34 @@ func BenchmarkEncodeRequestEvents(b *testing.B) {
 		}
 	}
 }
+
+// TestEnvelopePartsMatchAppendEnvelope: the shared-parts encoder writes the
+// bytes AppendEnvelope writes, for every registered type.
+func TestEnvelopePartsMatchAppendEnvelope(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, typ := range Types() {
+		for range 300 {
+			v := reflect.New(reflect.TypeOf(New(typ)).Elem())
+			if _, hand := New(typ).(jsonAppender); hand || typ == TypeTimestampForwarded {
+				fill(t, r, v.Elem())
+			}
+			ev := v.Elem().Interface().(Event)
+			var m Metadata
+			fill(t, r, reflect.ValueOf(&m).Elem())
+			stream, id := randomString(r), randomString(r)
+			at := time.Unix(r.Int64N(253402300799), r.Int64N(1e9))
+			want, err := AppendEnvelope(nil, id, stream, at, m, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewEnvelopeParts(stream, at, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.Append(nil, id, ev)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: %v\n got %s\nwant %s", typ, err, got, want)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -67,7 +68,7 @@ func (k *APIKeys) Decide(r Request) Decision {
 	if !ok || subtle.ConstantTimeCompare(key.SHA256[:], sum[:]) != 1 {
 		return Deny(rfc3161.BadRequest, "API key not recognised")
 	}
-	d := Accept(fmt.Sprintf("API key registered as %q", key.Name))
+	d := Accept("API key registered as " + strconv.Quote(key.Name))
 	d.Identity = &Identity{Name: key.Name, Method: AuthAPIKey}
 	return d
 }

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
@@ -30,5 +31,5 @@ func (n *NonceRequired) Decide(r Request) Decision {
 	if n.minBytes > 0 && got < n.minBytes {
 		return Deny(rfc3161.BadRequest, fmt.Sprintf("the nonce is %d octets; this service requires at least %d", got, n.minBytes))
 	}
-	return Accept(fmt.Sprintf("nonce of %d octets present", got))
+	return Accept("nonce of " + strconv.Itoa(got) + " octets present")
 }

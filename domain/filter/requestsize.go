@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
@@ -10,11 +11,14 @@ import (
 // hundred bytes; anything much larger is a mistake or an attempt to make
 // the service parse and record garbage.
 type RequestSize struct {
-	max int64
+	max     int64
+	maxText string
 }
 
 // NewRequestSize returns the filter admitting bodies of at most max bytes.
-func NewRequestSize(max int64) *RequestSize { return &RequestSize{max: max} }
+func NewRequestSize(max int64) *RequestSize {
+	return &RequestSize{max: max, maxText: strconv.FormatInt(max, 10)}
+}
 
 func (*RequestSize) Name() string { return "request-size" }
 
@@ -22,5 +26,5 @@ func (s *RequestSize) Decide(r Request) Decision {
 	if r.BodySize > s.max {
 		return Deny(rfc3161.BadRequest, fmt.Sprintf("the request body is %d bytes, over this service's limit of %d", r.BodySize, s.max))
 	}
-	return Accept(fmt.Sprintf("request body of %d bytes is within the limit of %d", r.BodySize, s.max))
+	return Accept("request body of " + strconv.FormatInt(r.BodySize, 10) + " bytes is within the limit of " + s.maxText)
 }

@@ -61,9 +61,10 @@ type exchange struct {
 	serial *big.Int
 	hex    string
 	stream string
-	meta   events.Metadata
-	at     time.Time
-	evs    []eventstore.EventData
+	// parts are the envelope fields every event of the request shares.
+	parts *events.EnvelopeParts
+	at    time.Time
+	evs   []eventstore.EventData
 	// client is the identity the filters established, nil if none.
 	client *filter.Identity
 	// buf holds the events' payloads one after the other: one allocation
@@ -77,22 +78,26 @@ func (s *Service) begin(r Request) (*exchange, error) {
 		return nil, fmt.Errorf("draw serial: %w", err)
 	}
 	h := serial.Text(16)
-	return &exchange{
+	x := &exchange{
 		s:      s,
 		serial: serial,
 		hex:    h,
 		stream: events.RequestStream(h),
-		meta:   events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name},
 		at:     s.p.Clock.Now().UTC(),
-		evs:    make([]eventstore.EventData, 0, 5),
-		buf:    make([]byte, 0, 4096),
-	}, nil
+		evs:    make([]eventstore.EventData, 0, s.maxEvents),
+		buf:    make([]byte, 0, s.bufSize),
+	}
+	meta := events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name}
+	if x.parts, err = events.NewEnvelopeParts(x.stream, x.at, meta); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
 func (x *exchange) add(e events.Event) error {
 	id := x.s.p.IDs.NewID()
 	start := len(x.buf)
-	buf, err := events.AppendEnvelope(x.buf, id, x.stream, x.at, x.meta, e)
+	buf, err := x.parts.Append(x.buf, id, e)
 	if err != nil {
 		return err
 	}

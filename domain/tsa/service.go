@@ -98,6 +98,9 @@ type Service struct {
 	// is worth a FilterDecided of its own.
 	tsp, authenticode []route
 	recordRoute       bool
+	// maxEvents and bufSize size a request's event buffers for the longest
+	// chain, so that recording never reallocates them.
+	maxEvents, bufSize int
 	// fingerprint is the hex SHA-256 of the TSA certificate, recorded with
 	// every token so an auditor knows which key signed it.
 	fingerprint string
@@ -129,13 +132,21 @@ func New(cfg Config, p Ports) (*Service, error) {
 	}
 	accepted := append([]asn1.ObjectIdentifier{cfg.Policy}, cfg.AcceptedPolicies...)
 	certSum := sha256.Sum256(p.Signer.Certificate().Raw)
-	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: len(cfg.Rules) > 0}
+	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: choosesRoute(cfg.Rules)}
 	rules := cfg.Rules
 	if len(rules) == 0 {
 		rules = []Rule{{Name: "default", Chain: "default"}}
 	}
 	base := filter.Chain{filter.NewHashAllowList(cfg.Hashes), filter.NewPolicyAcceptance(accepted)}
 	s.tsp, s.authenticode = prepareRoutes(rules, base)
+	longest := 0
+	for _, r := range s.tsp {
+		longest = max(longest, len(r.chain))
+	}
+	// Requested, the route, one decision per filter, and the outcome; a
+	// decision takes about 400 bytes, the token with certificates a few KiB.
+	s.maxEvents = longest + 3
+	s.bufSize = 3072 + 448*s.maxEvents
 	return s, nil
 }
 
@@ -144,3 +155,13 @@ func (s *Service) Name() string { return s.cfg.Name }
 
 // Authenticode reports whether the service answers Authenticode requests.
 func (s *Service) Authenticode() bool { return s.cfg.Authenticode }
+
+// choosesRoute reports whether a policy map makes a choice worth
+// recording: one rule that matches everything does not.
+func choosesRoute(rules []Rule) bool {
+	if len(rules) != 1 {
+		return len(rules) > 1
+	}
+	r := rules[0]
+	return r.Path != nil || r.Policy != nil || r.Client != nil || r.Source != nil || r.Protocol != nil
+}

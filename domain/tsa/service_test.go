@@ -96,7 +96,7 @@ func newService(t *testing.T, rec tsa.Recorder) *tsa.Service {
 }
 
 // newServiceWith lets a test adjust the configuration and ports.
-func newServiceWith(t *testing.T, rec tsa.Recorder, adjust func(*tsa.Config, *tsa.Ports)) *tsa.Service {
+func newServiceWith(t testing.TB, rec tsa.Recorder, adjust func(*tsa.Config, *tsa.Ports)) *tsa.Service {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), mrand.New(mrand.NewSource(1)))
 	if err != nil {
