@@ -26,6 +26,7 @@ func runRequest(args []string) error {
 	policy := fs.String("policy", "", "ask for this TSA policy OID")
 	out := fs.String("out", "", "where to save the reply (default FILE.tsr)")
 	queryOut := fs.String("query-out", "", "also save the query (default FILE.tsq)")
+	bearerEnv := fs.String("bearer-env", "", "send the API key held in this environment variable (Authorization: Bearer), for services with an api-key filter")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,7 +78,13 @@ func runRequest(args []string) error {
 	if *tcpAddr != "" {
 		reply, err = exchangeTCP(*tcpAddr, der)
 	} else {
-		reply, err = post(http.DefaultClient, *url, der)
+		bearer := ""
+		if *bearerEnv != "" {
+			if bearer = os.Getenv(*bearerEnv); bearer == "" {
+				return fmt.Errorf("--bearer-env %s: the variable is empty or unset", *bearerEnv)
+			}
+		}
+		reply, err = post(http.DefaultClient, *url, der, bearer)
 	}
 	if err != nil {
 		return err
@@ -98,12 +105,15 @@ func runRequest(args []string) error {
 
 // post sends one query and returns the reply body; a non-200 answer is a
 // transport refusal and is returned as an error with its text.
-func post(c *http.Client, url string, der []byte) ([]byte, error) {
+func post(c *http.Client, url string, der []byte, bearer string) ([]byte, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(der))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/timestamp-query")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
 	res, err := c.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("post to %s: %w", url, err)
