@@ -40,26 +40,6 @@ var (
 	tagCtx1C = cbasn1.Tag(1).ContextSpecific().Constructed()
 )
 
-func algorithmID(oid asn1.ObjectIdentifier, null bool) []byte {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oid)
-		if null {
-			b.AddASN1NULL()
-		}
-	})
-	return b.BytesOrPanic()
-}
-
-func attribute(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) []byte {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oid)
-		b.AddASN1(cbasn1.SET, value)
-	})
-	return b.BytesOrPanic()
-}
-
 func oidElement(oid asn1.ObjectIdentifier) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1ObjectIdentifier(oid)

@@ -1,17 +1,11 @@
 package authenticode
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
-	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -24,13 +18,9 @@ import (
 // encoded once, here, so signing costs two hashes, one signature and a few
 // appends.
 type Signer struct {
-	id          rfc3161.SigningIdentity
-	digestAlgID []byte // DER AlgorithmIdentifier
-	sigAlgID    []byte
-	sid         []byte // DER IssuerAndSerialNumber
-	ctAttr      []byte // DER Attribute contentType = data
-	certSet     []byte // content of certificates [0] IMPLICIT
-	signHash    crypto.Hash
+	id     rfc3161.SigningIdentity
+	parts  *rfc3161.SignerInfoParts
+	ctAttr []byte // DER Attribute contentType = data
 }
 
 // NewSigner checks the identity and precomputes its encodings. The keys
@@ -48,73 +38,24 @@ type Signer struct {
 // Windows does not verify it in Authenticode and OpenSSL's CMS code cannot
 // verify it with signed attributes (openssl/openssl#32248).
 func NewSigner(id rfc3161.SigningIdentity) (*Signer, error) {
-	if id.Signer == nil || id.Certificate == nil {
-		return nil, errors.New("authenticode: signing identity needs a signer and a certificate")
+	if id.Signer != nil {
+		if _, ed := id.Signer.Public().(ed25519.PublicKey); ed && id.Digest.OID != nil && id.Digest.Hash != crypto.SHA512 {
+			return nil, fmt.Errorf("authenticode: Ed25519 needs SHA-512 (RFC 8419), not %s", id.Digest.Name)
+		}
 	}
-	s := &Signer{id: id}
-	var sigOID asn1.ObjectIdentifier
-	sigNULL := false
-	switch pub := id.Signer.Public().(type) {
-	case *ecdsa.PublicKey:
-		if s.id.Digest.OID == nil {
-			s.id.Digest = rfc3161.SHA256
-			if pub.Curve.Params().BitSize > 256 {
-				s.id.Digest = rfc3161.SHA384
-			}
-		}
-		switch s.id.Digest.Hash {
-		case crypto.SHA256:
-			sigOID = oidECDSAWithSHA256
-		case crypto.SHA384:
-			sigOID = oidECDSAWithSHA384
-		case crypto.SHA512:
-			sigOID = oidECDSAWithSHA512
-		}
-		s.signHash = s.id.Digest.Hash
-	case *rsa.PublicKey:
-		if s.id.Digest.OID == nil {
-			s.id.Digest = rfc3161.SHA256
-		}
-		switch s.id.Digest.Hash {
-		case crypto.SHA256, crypto.SHA384, crypto.SHA512:
-			sigOID, sigNULL = oidRSAEncryption, true
-		}
-		s.signHash = s.id.Digest.Hash
-	case ed25519.PublicKey:
-		if s.id.Digest.OID != nil && s.id.Digest.Hash != crypto.SHA512 {
-			return nil, fmt.Errorf("authenticode: Ed25519 needs SHA-512 (RFC 8419), not %s", s.id.Digest.Name)
-		}
-		s.id.Digest = rfc3161.SHA512
-		sigOID = oidEd25519
-	default:
-		return nil, fmt.Errorf("authenticode: unsupported TSA key type %T", pub)
+	if id.Digest.OID != nil && id.Digest.Hash != crypto.SHA256 && id.Digest.Hash != crypto.SHA384 && id.Digest.Hash != crypto.SHA512 {
+		return nil, fmt.Errorf("authenticode: digest %s is not supported", id.Digest.Name)
 	}
-	if sigOID == nil {
-		return nil, fmt.Errorf("authenticode: digest %s is not supported with this key", s.id.Digest.Name)
-	}
-	want, err := x509.MarshalPKIXPublicKey(id.Signer.Public())
+	parts, err := rfc3161.NewSignerInfoParts(id, true)
 	if err != nil {
-		return nil, fmt.Errorf("authenticode: signing key: %w", err)
+		return nil, fmt.Errorf("authenticode: %w", err)
 	}
-	if got, err := x509.MarshalPKIXPublicKey(id.Certificate.PublicKey); err != nil || !bytes.Equal(got, want) {
-		return nil, errors.New("authenticode: the TSA certificate does not match the signing key")
-	}
-	s.digestAlgID = algorithmID(s.id.Digest.OID, false)
-	s.sigAlgID = algorithmID(sigOID, sigNULL)
-
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(id.Certificate.RawIssuer)
-		b.AddASN1BigInt(id.Certificate.SerialNumber)
-	})
-	if s.sid, err = b.Bytes(); err != nil {
-		return nil, fmt.Errorf("authenticode: TSA certificate serial: %w", err)
-	}
-	s.ctAttr = attribute(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
-	for _, c := range append([]*x509.Certificate{id.Certificate}, id.Chain...) {
-		s.certSet = append(s.certSet, c.Raw...)
-	}
-	return s, nil
+	id.Digest = parts.Digest
+	return &Signer{
+		id:     id,
+		parts:  parts,
+		ctAttr: rfc3161.Attribute(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) }),
+	}, nil
 }
 
 // Certificate is the TSA certificate.
@@ -130,66 +71,21 @@ func (s *Signer) Sign(content []byte, signingTime time.Time, rand io.Reader) ([]
 	if err != nil {
 		return nil, err
 	}
-	h := s.id.Digest.Hash.New()
+	p := s.parts
+	h := p.Digest.Hash.New()
 	h.Write(content)
-	mdAttr := attribute(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(h.Sum(nil)) })
-	stAttr := attribute(oidSigningTime, func(b *cryptobyte.Builder) { b.AddBytes(st) })
-
-	// DER orders a SET OF by the encodings of its elements, and OpenSSL
-	// re-encodes the set to verify it: unsorted, its check would fail.
-	attrs := [][]byte{s.ctAttr, stAttr, mdAttr}
-	slices.SortFunc(attrs, bytes.Compare)
-	signed := slices.Concat(attrs...)
-	sb := cryptobyte.NewBuilder(make([]byte, 0, len(signed)+4))
-	sb.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(signed) })
-	set, err := sb.Bytes()
+	mdAttr := rfc3161.Attribute(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(h.Sum(nil)) })
+	stAttr := rfc3161.Attribute(oidSigningTime, func(b *cryptobyte.Builder) { b.AddBytes(st) })
+	signed, sig, err := p.SignAttributes(rand, s.ctAttr, stAttr, mdAttr)
 	if err != nil {
-		return nil, err
-	}
-	var sig []byte
-	if s.signHash == 0 {
-		sig, err = s.id.Signer.Sign(rand, set, crypto.Hash(0))
-	} else {
-		d := s.signHash.New()
-		d.Write(set)
-		sig, err = s.id.Signer.Sign(rand, d.Sum(nil), s.signHash)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticode: sign: %w", err)
+		return nil, fmt.Errorf("authenticode: %w", err)
 	}
 
-	// Sized once: a growing builder re-copies everything at every level.
-	size := len(content) + len(signed) + len(sig) + len(s.sid) + 2*len(s.digestAlgID) + len(s.sigAlgID) + len(s.certSet) + 96
-	b := cryptobyte.NewBuilder(make([]byte, 0, size))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
-		b.AddASN1ObjectIdentifier(oidSignedData)
-		b.AddASN1(tagCtx0C, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
-				// Version 1: data content, issuerAndSerialNumber, no
-				// attribute certificates (RFC 5652 §5.1), as PKCS#7 had it.
-				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(s.digestAlgID) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // EncapsulatedContentInfo
-					b.AddASN1ObjectIdentifier(oidData)
-					b.AddASN1(tagCtx0C, func(b *cryptobyte.Builder) { b.AddASN1OctetString(content) })
-				})
-				// Always: the client copies them into its signature, where
-				// verifiers look for the countersigner.
-				b.AddASN1(tagCtx0C, func(b *cryptobyte.Builder) { b.AddBytes(s.certSet) })
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
-						b.AddASN1Int64(1)
-						b.AddBytes(s.sid)
-						b.AddBytes(s.digestAlgID)
-						b.AddASN1(tagCtx0C, func(b *cryptobyte.Builder) { b.AddBytes(signed) })
-						b.AddBytes(s.sigAlgID)
-						b.AddASN1OctetString(sig)
-					})
-				})
-			})
-		})
-	})
-	return b.Bytes()
+	// Version 1: data content, issuerAndSerialNumber, no attribute
+	// certificates (RFC 5652 §5.1), as PKCS#7 had it. Certificates always:
+	// the client copies them into its signature, where verifiers look for
+	// the countersigner.
+	return p.SignedData(1, oidData, content, signed, sig, true)
 }
 
 // signingTimeElement encodes t as RFC 5652 §11.3 demands: UTCTime for

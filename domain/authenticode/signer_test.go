@@ -185,8 +185,8 @@ func TestParseSigningTimeIsStrict(t *testing.T) {
 }
 
 func TestSignedAttributesMustBeSorted(t *testing.T) {
-	a := attribute(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
-	b := attribute(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(make([]byte, 32)) })
+	a := rfc3161.Attribute(oidContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
+	b := rfc3161.Attribute(oidMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(make([]byte, 32)) })
 	first, second := a, b
 	if bytes.Compare(a, b) > 0 {
 		first, second = b, a
