@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -67,7 +66,7 @@ func (f *serverFlags) parsed(fs *flag.FlagSet) {
 
 // flagsConfig describes the one service of a server configured by flags.
 func flagsConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
-	if _, err := parseOID(f.policy); err != nil {
+	if _, err := config.ParseOID(f.policy); err != nil {
 		return nil, err
 	}
 	acc := config.Duration(f.accuracy)
@@ -122,56 +121,6 @@ func (f *serverFlags) applyOverrides(cfg *config.File, kf keyFiles) {
 			*s = config.Signer{Key: kf.key, Cert: kf.cert, Chain: kf.chain}
 		}
 	}
-}
-
-func parseOID(s string) (asn1.ObjectIdentifier, error) {
-	parts := strings.Split(strings.TrimSpace(s), ".")
-	if len(parts) < 2 {
-		return nil, fmt.Errorf("policy %q is not a dotted OID", s)
-	}
-	oid := make(asn1.ObjectIdentifier, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("policy %q is not a dotted OID", s)
-		}
-		oid[i] = n
-	}
-	return oid, nil
-}
-
-func parseOIDs(s string) ([]asn1.ObjectIdentifier, error) {
-	var out []asn1.ObjectIdentifier
-	for _, p := range strings.Split(s, ",") {
-		if strings.TrimSpace(p) == "" {
-			continue
-		}
-		oid, err := parseOID(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, oid)
-	}
-	return out, nil
-}
-
-func parseHashes(s string) ([]rfc3161.HashAlgorithm, error) {
-	var out []rfc3161.HashAlgorithm
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		h, ok := rfc3161.HashByName(p)
-		if !ok {
-			return nil, fmt.Errorf("unknown hash %q", p)
-		}
-		out = append(out, h)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("hash allow-list is empty")
-	}
-	return out, nil
 }
 
 // accuracyOf splits a duration into the TSTInfo accuracy fields.

@@ -25,7 +25,7 @@ func recordConfigured(ctx context.Context, rec tsa.Recorder, node string, g *gen
 	for _, name := range g.order {
 		b := g.byName[name]
 		evs = append(evs, events.ServiceConfigured{
-			Service: name, Source: sourceOf(g.file), FileSHA256: fileSHA(g.file),
+			Service: name, Source: sourceOf(g.file), FileSHA256: g.file.SHA256,
 			ConfigSHA256: b.configSHA, Certificate: b.cert, Config: b.configJSON,
 		})
 	}
@@ -47,8 +47,6 @@ func recordConfig(ctx context.Context, rec tsa.Recorder, node string, evs ...eve
 	_, err := rec.Append(ctx, events.ConfigStream, eventstore.Any, data...)
 	return err
 }
-
-func fileSHA(f *config.File) string { return f.SHA256 }
 
 // reloader applies a changed configuration file on SIGHUP.
 type reloader struct {
@@ -160,7 +158,7 @@ func tcpAddrs(f *config.File) map[string]string {
 // diff is the record of what a reload changes, service by service.
 func diff(old, cur *generation) []events.Event {
 	var out []events.Event
-	src, sum := sourceOf(cur.file), fileSHA(cur.file)
+	src, sum := sourceOf(cur.file), cur.file.SHA256
 	for _, name := range cur.order {
 		b := cur.byName[name]
 		prev, ok := old.byName[name]

@@ -42,7 +42,7 @@ func (s *Service) HandleAuthenticode(ctx context.Context, r Request) Reply {
 	if perr != nil {
 		return s.refuseAuthenticode(ctx, x, 400, "", perr.Error())
 	}
-	params := RouteParams{Path: r.Path, Source: r.Source, Client: peerSubject(r), Protocol: ProtocolAuthenticode}
+	params := RouteParams{Path: r.Path, Source: r.Source, Client: x.tlsClient, Protocol: ProtocolAuthenticode}
 	rt, _, rej, err := s.decide(x, r, nil, s.authenticode, &params)
 	if err != nil {
 		return s.failAuthenticode(ctx, x, err)

@@ -65,8 +65,10 @@ type exchange struct {
 	parts *events.EnvelopeParts
 	at    time.Time
 	evs   []eventstore.EventData
-	// client is the identity the filters established, nil if none.
-	client *filter.Identity
+	// client is the identity the filters established, nil if none;
+	// tlsClient the subject DN of the TLS client certificate presented.
+	client    *filter.Identity
+	tlsClient string
 	// buf holds the events' payloads one after the other: one allocation
 	// for a request's events instead of one per event.
 	buf []byte
@@ -85,7 +87,9 @@ func (s *Service) begin(r Request) (*exchange, error) {
 		stream: events.RequestStream(h),
 		at:     s.p.Clock.Now().UTC(),
 		evs:    make([]eventstore.EventData, 0, s.maxEvents),
-		buf:    make([]byte, 0, s.bufSize),
+		// Formatting a DN is not free: once per request.
+		tlsClient: peerSubject(r),
+		buf:       make([]byte, 0, s.bufSize),
 	}
 	meta := events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name}
 	if x.parts, err = events.NewEnvelopeParts(x.stream, x.at, meta); err != nil {
@@ -116,7 +120,7 @@ func (x *exchange) requestedEvent(r Request, q *rfc3161.TimeStampReq) events.Tim
 	sum := sha256.Sum256(r.Body)
 	e := events.TimestampRequested{
 		Transport:   r.Transport,
-		TLSClient:   peerSubject(r),
+		TLSClient:   x.tlsClient,
 		Serial:      x.hex,
 		Service:     x.s.cfg.Name,
 		Path:        r.Path,
@@ -178,7 +182,7 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 		return s.reject(ctx, x, rfc3161.AsRejection(perr))
 	}
 
-	params := RouteParams{Path: r.Path, Source: r.Source, Client: peerSubject(r), Protocol: ProtocolRFC3161}
+	params := RouteParams{Path: r.Path, Source: r.Source, Client: x.tlsClient, Protocol: ProtocolRFC3161}
 	if q.ReqPolicy != nil {
 		params.Policy = q.ReqPolicy.String()
 	}
