@@ -28,7 +28,7 @@ var update = flag.Bool("update", false, "rewrite testdata/osslsigncode-2.9.req f
 // code. Ed25519 is left out: that code cannot verify it (see
 // TestOpenSSLVerifies).
 func TestOsslsigncodeEndToEnd(t *testing.T) {
-	bin := tool(t, "osslsigncode", true)
+	bin := tool(t, "osslsigncode")
 	for _, tc := range []struct {
 		kind keyKind
 		// tamper countersigns other bytes than those sent: a control that

@@ -291,7 +291,7 @@ func mustDecode(t *testing.T, body []byte) []byte {
 // TestOpenSSLVerifies is the check that matters: OpenSSL's CMS code, the
 // one osslsigncode verifies countersignatures with, accepts the signature.
 func TestOpenSSLVerifies(t *testing.T) {
-	openssl := tool(t, "openssl", true)
+	openssl := tool(t, "openssl")
 	for _, kind := range allKinds {
 		t.Run(string(kind), func(t *testing.T) {
 			p := newTestPKI(t, kind)

@@ -8,6 +8,8 @@ type CertReqForced struct{}
 // NewCertReqForced returns the filter.
 func NewCertReqForced() *CertReqForced { return &CertReqForced{} }
 
+func (*CertReqForced) judgesQuery() {}
+
 func (*CertReqForced) Name() string { return "cert-req" }
 
 func (*CertReqForced) Decide(r Request) Decision {

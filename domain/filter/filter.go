@@ -90,6 +90,20 @@ type Filter interface {
 	Decide(r Request) Decision
 }
 
+// QueryFilter is implemented by the filters that judge the TimeStampReq
+// itself (its hash, policy, nonce, certReq). They do not apply to a
+// request without one, such as an Authenticode countersignature request.
+type QueryFilter interface {
+	Filter
+	judgesQuery()
+}
+
+// JudgesQuery reports whether f needs a TimeStampReq to decide.
+func JudgesQuery(f Filter) bool {
+	_, ok := f.(QueryFilter)
+	return ok
+}
+
 // Outcome is one filter's decision, named.
 type Outcome struct {
 	Filter string

@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/asn1"
 	"math/big"
+	"net/netip"
 	"testing"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -52,3 +53,18 @@ func TestChain(t *testing.T) {
 }
 
 func ptr(f rfc3161.FailInfo) *rfc3161.FailInfo { return &f }
+
+func TestJudgesQuery(t *testing.T) {
+	ip, err := NewClientIP([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[Filter]bool{
+		NewHashAllowList(nil): true, NewPolicyAcceptance(nil): true, NewNonceRequired(0): true, NewCertReqForced(): true,
+		NewRequestSize(1): false, NewAuthorizeByAuthentication(): false, ip: false,
+	} {
+		if got := JudgesQuery(f); got != want {
+			t.Errorf("%s: JudgesQuery = %v, want %v", f.Name(), got, want)
+		}
+	}
+}

@@ -24,6 +24,8 @@ func NewHashAllowList(allowed []rfc3161.HashAlgorithm) *HashAllowList {
 	return &HashAllowList{allowed: allowed, names: strings.Join(names, ", ")}
 }
 
+func (*HashAllowList) judgesQuery() {}
+
 func (*HashAllowList) Name() string { return "hash-allow-list" }
 
 func (h *HashAllowList) Decide(r Request) Decision {

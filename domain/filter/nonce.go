@@ -21,6 +21,8 @@ func NewNonceRequired(minBytes int) *NonceRequired {
 	return &NonceRequired{minBytes: minBytes}
 }
 
+func (*NonceRequired) judgesQuery() {}
+
 func (*NonceRequired) Name() string { return "nonce-required" }
 
 func (n *NonceRequired) Decide(r Request) Decision {

@@ -18,6 +18,8 @@ func NewPolicyAcceptance(accepted []asn1.ObjectIdentifier) *PolicyAcceptance {
 	return &PolicyAcceptance{accepted: accepted}
 }
 
+func (*PolicyAcceptance) judgesQuery() {}
+
 func (*PolicyAcceptance) Name() string { return "policy" }
 
 func (p *PolicyAcceptance) Decide(r Request) Decision {

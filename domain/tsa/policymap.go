@@ -72,10 +72,6 @@ type route struct {
 	chain filter.Chain
 }
 
-// queryOnly names the filters that judge a TimeStampReq: they do not apply
-// to Authenticode requests, which carry only the signature to countersign.
-var queryOnly = map[string]bool{"hash-allow-list": true, "policy": true, "nonce-required": true, "cert-req": true}
-
 func prepareRoutes(rules []Rule, base filter.Chain) (tsp, authenticode []route) {
 	for i := range rules {
 		r := &rules[i]
@@ -83,7 +79,9 @@ func prepareRoutes(rules []Rule, base filter.Chain) (tsp, authenticode []route) 
 		tsp = append(tsp, route{rule: r, chain: full})
 		var ac filter.Chain
 		for _, f := range r.Filters {
-			if !queryOnly[f.Name()] {
+			// An Authenticode request carries only the signature to
+			// countersign: filters that judge a TimeStampReq do not apply.
+			if !filter.JudgesQuery(f) {
 				ac = append(ac, f)
 			}
 		}
