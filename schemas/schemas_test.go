@@ -53,6 +53,31 @@ func TestSampleEventsValidate(t *testing.T) {
 		events.ServiceConfigRefused{Source: "/etc/tsad.yaml", Problems: []string{"services[0] a: hashes: unknown hash \"md5\""}},
 		events.LogSegmentSealed{Index: 0, First: 1, Last: 4, Count: 4, Root: strings.Repeat("ab", 32), LeafHash: strings.Repeat("cd", 32), Log: "tessera"},
 		events.LogCheckpointSigned{Origin: "tsa.example/log", Size: 1, Root: strings.Repeat("ef", 32), Note: "tsa.example/log\n1\n...\n\n— tsa.example/log abc\n"},
+		events.SigningKeyGenerated{Token: "chronolog", KeyLabel: "tsa-2026", KeyID: "01a2", KeyType: events.KeyTypeECDSAP256,
+			PublicKey: []byte{0x30, 0x59, 0x30, 0x13}, PublicKeySHA256: strings.Repeat("ab", 32),
+			Attributes: events.KeyAttributes{Sensitive: true, Sign: true}, Operator: "alice", Module: "/usr/lib/softhsm/libsofthsm2.so"},
+		events.SigningKeyGenerated{Token: "chronolog", KeyLabel: "log", KeyID: "02", KeyType: events.KeyTypeEd25519,
+			PublicKey: []byte{0x30, 0x2a}, PublicKeySHA256: strings.Repeat("cd", 32)},
+		events.CertificateImported{Token: "chronolog", KeyLabel: "tsa-2026", KeyID: "01a2", Certificate: []byte{0x30, 0x82, 0x01, 0x00},
+			CertificateSHA256: strings.Repeat("ef", 32), Subject: "CN=Chronolog TSA,O=Example", Issuer: "CN=Example CA,O=Example",
+			SerialNumber: "3f", NotBefore: now, NotAfter: now.AddDate(3, 0, 0), PublicKeySHA256: strings.Repeat("ab", 32), Operator: "alice"},
+		events.SigningKeyActivated{Service: "qualified", Purpose: events.KeyPurposeTSA, Token: "chronolog", KeyLabel: "tsa-2026", KeyID: "01a2",
+			KeyType: events.KeyTypeECDSAP256, PublicKeySHA256: strings.Repeat("ab", 32), CertificateSHA256: strings.Repeat("ef", 32),
+			Subject: "CN=Chronolog TSA", Issuer: "CN=Example CA", SerialNumber: "3f", NotAfter: now.AddDate(3, 0, 0),
+			Module: "/usr/lib/softhsm/libsofthsm2.so", Sessions: 8},
+		events.SigningKeyActivated{Service: "default", Purpose: events.KeyPurposeTSA, KeyType: "rsa-2048", PublicKeySHA256: strings.Repeat("ab", 32),
+			CertificateSHA256: strings.Repeat("ef", 32), Subject: "CN=dev TSA", Issuer: "CN=dev CA", SerialNumber: "1", NotAfter: now.AddDate(2, 0, 0)},
+		events.SigningKeyActivated{Purpose: events.KeyPurposeLog, Token: "chronolog", KeyLabel: "log", KeyID: "02", KeyType: events.KeyTypeEd25519,
+			PublicKeySHA256: strings.Repeat("cd", 32), Module: "/usr/lib/softhsm/libsofthsm2.so", Sessions: 1},
+		events.SigningKeyRetired{Token: "chronolog", KeyLabel: "tsa-2025", KeyID: "01", PublicKeySHA256: strings.Repeat("ab", 32), Reason: "superseded by tsa-2026"},
+		events.SigningKeyUnavailable{Service: "qualified", Purpose: events.KeyPurposeTSA, Token: "chronolog", KeyLabel: "tsa-2026",
+			PublicKeySHA256: strings.Repeat("ab", 32), Cause: "CKR_DEVICE_REMOVED", Since: now},
+		events.SigningKeyUnavailable{Purpose: events.KeyPurposeLog, Token: "chronolog", PublicKeySHA256: strings.Repeat("cd", 32),
+			Cause: "CKR_TOKEN_NOT_PRESENT", Since: now},
+		events.SigningKeyRestored{Service: "qualified", Purpose: events.KeyPurposeTSA, Token: "chronolog", KeyLabel: "tsa-2026",
+			PublicKeySHA256: strings.Repeat("ab", 32), UnavailableSince: now, RestoredAt: now.Add(1500 * time.Millisecond), DurationMs: 1500},
+		events.SigningCertificateExpiring{Service: "qualified", CertificateSHA256: strings.Repeat("ef", 32), Subject: "CN=Chronolog TSA",
+			NotAfter: now.AddDate(0, 0, 20), DaysLeft: 20, WarnDays: 30},
 	}
 	for _, e := range samples {
 		if err := ValidateEvent(encode(t, e)); err != nil {
@@ -130,6 +155,49 @@ func TestSchemasAreClosedAndDescribed(t *testing.T) {
 			if json.Unmarshal(body, &d); d.Description == "" {
 				t.Errorf("%s: property %q has no description", n, p)
 			}
+		}
+	}
+}
+
+func TestBrokenKeyEventsFail(t *testing.T) {
+	now := time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
+	activated := string(encode(t, events.SigningKeyActivated{Service: "qualified", Purpose: events.KeyPurposeTSA, Token: "chronolog",
+		KeyLabel: "tsa", KeyID: "01", KeyType: events.KeyTypeECDSAP384, PublicKeySHA256: strings.Repeat("ab", 32),
+		CertificateSHA256: strings.Repeat("ef", 32), NotAfter: now, Module: "/lib/p11.so", Sessions: 4}))
+	generated := string(encode(t, events.SigningKeyGenerated{Token: "chronolog", KeyLabel: "tsa", KeyID: "01", KeyType: events.KeyTypeRSA3072,
+		PublicKey: []byte{0x30, 0}, PublicKeySHA256: strings.Repeat("ab", 32), Attributes: events.KeyAttributes{Sensitive: true, Sign: true}}))
+	unavailable := string(encode(t, events.SigningKeyUnavailable{Purpose: events.KeyPurposeLog, Token: "chronolog", KeyLabel: "log",
+		PublicKeySHA256: strings.Repeat("cd", 32), Cause: "CKR_DEVICE_ERROR", Since: now}))
+	for _, good := range []string{activated, generated, unavailable} {
+		if err := ValidateEvent([]byte(good)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct{ name, good, old, new string }{
+		{"tsa key without service", activated, `"service":"qualified",`, ``},
+		{"tsa key without certificate", activated, `,"certificateSha256":"` + strings.Repeat("ef", 32) + `"`, ``},
+		{"log key with service", activated, `"purpose":"tsa"`, `"purpose":"log"`},
+		{"unknown purpose", activated, `"purpose":"tsa"`, `"purpose":"ocsp"`},
+		{"unknown key type", activated, `"ecdsa-p384"`, `"dsa-1024"`},
+		{"odd key id", activated, `"keyId":"01"`, `"keyId":"1"`},
+		{"zero sessions", activated, `"sessions":4`, `"sessions":0`},
+		{"generated key type outside the list", generated, `"rsa-3072"`, `"rsa-1024"`},
+		{"attribute missing", generated, `"derive":false`, ``},
+		{"attribute not a boolean", generated, `"sign":true`, `"sign":"yes"`},
+		{"extra attribute", generated, `"derive":false`, `"derive":false,"modifiable":true`},
+		{"short fingerprint", generated, strings.Repeat("ab", 32), "abab"},
+		{"log outage naming a service", unavailable, `"purpose":"log"`, `"service":"default","purpose":"log"`},
+		{"tsa outage without service", unavailable, `"purpose":"log"`, `"purpose":"tsa"`},
+		{"no cause", unavailable, `"cause":"CKR_DEVICE_ERROR",`, ``},
+	}
+	for _, tt := range tests {
+		payload := strings.Replace(tt.good, tt.old, tt.new, 1)
+		payload = strings.Replace(payload, `,}`, `}`, 1)
+		if payload == tt.good {
+			t.Fatalf("%s: the mutation did not apply", tt.name)
+		}
+		if err := ValidateEvent([]byte(payload)); err == nil {
+			t.Errorf("%s: validated", tt.name)
 		}
 	}
 }

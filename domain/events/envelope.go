@@ -115,6 +115,14 @@ var registry = map[string]func() Event{
 
 	TypeLogSegmentSealed:    func() Event { return &LogSegmentSealed{} },
 	TypeLogCheckpointSigned: func() Event { return &LogCheckpointSigned{} },
+
+	TypeSigningKeyGenerated:        func() Event { return &SigningKeyGenerated{} },
+	TypeCertificateImported:        func() Event { return &CertificateImported{} },
+	TypeSigningKeyActivated:        func() Event { return &SigningKeyActivated{} },
+	TypeSigningKeyRetired:          func() Event { return &SigningKeyRetired{} },
+	TypeSigningKeyUnavailable:      func() Event { return &SigningKeyUnavailable{} },
+	TypeSigningKeyRestored:         func() Event { return &SigningKeyRestored{} },
+	TypeSigningCertificateExpiring: func() Event { return &SigningCertificateExpiring{} },
 }
 
 // Types lists every registered wire name (for schema checks).
