@@ -44,6 +44,9 @@ type Server struct {
 	MaxBody int64 `yaml:"maxBody,omitempty" json:"maxBody,omitempty"`
 	// RequestTimeout bounds one request, the wait for its events included.
 	RequestTimeout Duration `yaml:"requestTimeout,omitempty" json:"requestTimeout,omitempty"`
+	// CertificateWarningDays: a TSA certificate expiring within this many
+	// days is warned of (and recorded) at every start; default 30.
+	CertificateWarningDays int `yaml:"certificateWarningDays,omitempty" json:"certificateWarningDays,omitempty"`
 }
 
 // TLS configures the HTTPS listener.
@@ -97,11 +100,16 @@ type Service struct {
 	PolicyMap []Rule                  `yaml:"policyMap,omitempty" json:"policyMap,omitempty"`
 }
 
-// Signer names the key that signs a service's tokens.
+// Signer names the key that signs a service's tokens: a PEM key file
+// (development, tests) or a key in an HSM (PKCS11). Cert is the TSA
+// certificate; with an HSM key it may be left out when the token holds the
+// certificate beside the key (tsactl hsm import-cert). Chain holds the
+// issuer certificates, nearest first.
 type Signer struct {
-	Key   string `yaml:"key" json:"key"`
-	Cert  string `yaml:"cert" json:"cert"`
-	Chain string `yaml:"chain,omitempty" json:"chain,omitempty"`
+	Key    string  `yaml:"key,omitempty" json:"key,omitempty"`
+	PKCS11 *PKCS11 `yaml:"pkcs11,omitempty" json:"pkcs11,omitempty"`
+	Cert   string  `yaml:"cert,omitempty" json:"cert,omitempty"`
+	Chain  string  `yaml:"chain,omitempty" json:"chain,omitempty"`
 }
 
 // Rule is one line of a policy map: the first rule whose every pattern
@@ -215,6 +223,9 @@ func (f *File) resolve(dir string) {
 	for i := range f.Services {
 		s := &f.Services[i]
 		abs(&s.Signer.Key)
+		if k := s.Signer.PKCS11; k != nil {
+			abs(&k.PIN.File)
+		}
 		abs(&s.Signer.Cert)
 		abs(&s.Signer.Chain)
 		for _, chain := range s.Chains {
@@ -245,6 +256,9 @@ func (f *File) applyDefaults() {
 	}
 	if f.Server.TLS != nil && f.Server.TLS.ClientAuth == "" {
 		f.Server.TLS.ClientAuth = ClientAuthNone
+	}
+	if f.Server.CertificateWarningDays == 0 {
+		f.Server.CertificateWarningDays = 30
 	}
 	for i := range f.Services {
 		s := &f.Services[i]

@@ -40,7 +40,7 @@ func TestExampleFilesAreValid(t *testing.T) {
 		}
 		for i := range f.Services {
 			// tsad dev fills in the development key.
-			if f.Services[i].Signer.Key == "" {
+			if f.Services[i].Signer.Key == "" && f.Services[i].Signer.PKCS11 == nil {
 				f.Services[i].Signer = Signer{Key: "dev.key", Cert: "dev.pem"}
 			}
 		}

@@ -82,6 +82,9 @@ func (s *Server) validate(p *problems) {
 	if s.RequestTimeout < 0 {
 		p.add("server: requestTimeout must not be negative")
 	}
+	if s.CertificateWarningDays < 0 {
+		p.add("server: certificateWarningDays must not be negative")
+	}
 	if t := s.TLS; t != nil {
 		if t.Cert == "" || t.Key == "" {
 			p.add("server: tls needs cert and key")
@@ -111,8 +114,13 @@ func (s *Service) validate(p *problems, at string) {
 		}
 		seen[a] = true
 	}
-	if s.Signer.Key == "" || s.Signer.Cert == "" {
-		p.add("%s: signer needs key and cert", at)
+	switch sg := s.Signer; {
+	case sg.Key != "" && sg.PKCS11 != nil:
+		p.add("%s: signer: key (a PEM file) and pkcs11 (an HSM key) are alternatives: give one", at)
+	case sg.PKCS11 != nil:
+		sg.PKCS11.validate(p, at+": signer.pkcs11")
+	case sg.Key == "" || sg.Cert == "":
+		p.add("%s: signer needs key and cert, or pkcs11", at)
 	}
 	for _, h := range s.Hashes {
 		if _, ok := rfc3161.HashByName(h); !ok {
