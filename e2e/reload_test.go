@@ -208,6 +208,34 @@ func TestStartupRefusesBadTSACertificates(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	})
+	t.Run("chain of another CA", func(t *testing.T) {
+		other := newTestCA(t, t.TempDir(), "other-ca")
+		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
+			"--key", goodKey, "--cert", goodCert, "--chain", other.file)
+		if err == nil || !strings.Contains(out, "chain") {
+			t.Fatalf("tsad started with a chain that does not issue its certificate (%v):\n%s", err, out)
+		}
+	})
+	t.Run("certificate close to its end: warned and recorded", func(t *testing.T) {
+		tmpl := tsaTemplate("ends soon", true, oidTimeStamping)
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(5*24*time.Hour+time.Hour)
+		soonCert, soonKey := ca.issue(t, work, "soon", tmpl, nil)
+		data := t.TempDir()
+		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", data, "--log", "off",
+			"--key", soonKey, "--cert", soonCert, "--chain", ca.file)
+		if !strings.Contains(out, "endpoint: ") || !strings.Contains(out, "TSA certificate expires soon") {
+			t.Fatalf("no start with a warning (%v):\n%s", err, out)
+		}
+		var warned *events.SigningCertificateExpiring
+		for _, e := range readStore(t, data)[events.KeyStream] {
+			if w, ok := e.(*events.SigningCertificateExpiring); ok {
+				warned = w
+			}
+		}
+		if warned == nil || warned.DaysLeft != 5 || warned.WarnDays != 30 {
+			t.Fatalf("the warning is not recorded as 5 days left of 30: %+v", warned)
+		}
+	})
 	t.Run("bad configuration file", func(t *testing.T) {
 		pki, err := devpki.Ensure(devpki.Options{Dir: filepath.Join(work, "pki"), Now: time.Now()})
 		if err != nil {

@@ -15,6 +15,7 @@ commands:
   bench          load a TSA and print tokens/s, latency percentiles and errors
   log            check the transparency log: verify a token's proof, monitor, audit
   apikey         make an API key for the api-key filter, and its configuration entry
+  hsm            the signing keys' lifecycle in a PKCS#11 token: init-token, keygen, csr, import-cert, list, retire
 
 Run 'tsactl <command> -h' for its flags.
 `
@@ -30,6 +31,7 @@ func main() {
 		"bench":   runBench,
 		"log":     runLog,
 		"apikey":  runAPIKey,
+		"hsm":     runHSM,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

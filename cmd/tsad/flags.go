@@ -117,7 +117,7 @@ func (f *serverFlags) applyOverrides(cfg *config.File, kf keyFiles) {
 	}
 	for i := range cfg.Services {
 		s := &cfg.Services[i].Signer
-		if s.Key == "" && s.Cert == "" && s.Chain == "" {
+		if s.Key == "" && s.PKCS11 == nil && s.Cert == "" && s.Chain == "" {
 			*s = config.Signer{Key: kf.key, Cert: kf.cert, Chain: kf.chain}
 		}
 	}

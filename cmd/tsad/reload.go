@@ -33,10 +33,15 @@ func recordConfigured(ctx context.Context, rec tsa.Recorder, node string, g *gen
 }
 
 func recordConfig(ctx context.Context, rec tsa.Recorder, node string, evs ...events.Event) error {
+	return recordEvents(ctx, rec, node, events.ConfigStream, evs...)
+}
+
+// recordEvents appends evs to stream, durably, before it returns.
+func recordEvents(ctx context.Context, rec tsa.Recorder, node, stream string, evs ...events.Event) error {
 	now := time.Now().UTC()
 	data := make([]eventstore.EventData, 0, len(evs))
 	for _, e := range evs {
-		ed, err := events.Encode(ids.Source{}.NewID(), events.ConfigStream, now, events.Metadata{Node: node}, e)
+		ed, err := events.Encode(ids.Source{}.NewID(), stream, now, events.Metadata{Node: node}, e)
 		if err != nil {
 			return err
 		}
@@ -44,7 +49,7 @@ func recordConfig(ctx context.Context, rec tsa.Recorder, node string, evs ...eve
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := rec.Append(ctx, events.ConfigStream, eventstore.Any, data...)
+	_, err := rec.Append(ctx, stream, eventstore.Any, data...)
 	return err
 }
 
@@ -56,6 +61,7 @@ type reloader struct {
 	live    *liveServices
 	handler *httpapi.Handler
 	store   tsa.Recorder
+	keys    streamReader
 	tcp     *tcpServers
 	log     *slog.Logger
 }
@@ -87,6 +93,11 @@ func (r *reloader) reload(ctx context.Context) {
 	}
 	w := r.w
 	w.now = time.Now()
+	w.warnDays = cfg.Server.CertificateWarningDays
+	if w.retired, err = retiredKeys(ctx, r.keys); err != nil {
+		r.refuse(ctx, source, cfg.SHA256, []string{err.Error()})
+		return
+	}
 	gen, err := build(cfg, w)
 	if err != nil {
 		r.refuse(ctx, source, cfg.SHA256, problemsOf(err))
@@ -98,7 +109,11 @@ func (r *reloader) reload(ctx context.Context) {
 		gen.close()
 		return
 	}
-	if err := recordConfig(ctx, r.store, r.w.node, changes...); err != nil {
+	err = recordConfig(ctx, r.store, r.w.node, changes...)
+	if err == nil && len(gen.keyEvents) > 0 {
+		err = recordEvents(ctx, r.store, r.w.node, events.KeyStream, gen.keyEvents...)
+	}
+	if err != nil {
 		// Audit-first: a change that is not on the record does not apply.
 		r.log.Error("configuration reload not applied: its record failed", "file", source, "err", err)
 		gen.close()

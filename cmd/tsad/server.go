@@ -19,6 +19,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
+	"github.com/chronolog/chronolog/domain/events"
 )
 
 // keyFiles name the TSA key material of a server configured by flags, or
@@ -63,7 +64,10 @@ func serve(f *serverFlags, kf keyFiles) error {
 		}
 	}()
 
-	w := wiring{node: f.node, crypto: f.crypto, recorder: store, log: log, now: time.Now()}
+	w := wiring{node: f.node, crypto: f.crypto, recorder: store, log: log, now: time.Now(), warnDays: cfg.Server.CertificateWarningDays}
+	if w.retired, err = retiredKeys(ctx, store); err != nil {
+		return err
+	}
 	gen, err := build(cfg, w)
 	if err != nil {
 		return fmt.Errorf("configuration %s: %w", sourceOf(cfg), err)
@@ -73,6 +77,11 @@ func serve(f *serverFlags, kf keyFiles) error {
 	defer func() { live.gen.Load().close() }()
 	if err := recordConfigured(ctx, store, f.node, gen); err != nil {
 		return fmt.Errorf("record the configuration: %w", err)
+	}
+	// Every start activates the keys anew: the record says which key
+	// signed from when on, before the first request is taken.
+	if err := recordEvents(ctx, store, f.node, events.KeyStream, gen.keyEvents...); err != nil {
+		return fmt.Errorf("record the keys' activation: %w", err)
 	}
 
 	tlog, err := startLog(ctx, &f.log, f.data, f.node, kf.dev, store, log)
@@ -150,7 +159,11 @@ func serve(f *serverFlags, kf keyFiles) error {
 	fmt.Printf("data: %s\n", f.data)
 	fmt.Printf("signing: %s\n", first.how)
 	if tlog != nil {
-		fmt.Printf("transparency log: %s, origin %s, verifier key %s\n", tlog.backend, tlog.origin, tlog.keyFile)
+		where := "verifier key " + tlog.keyFile
+		if tlog.hsm != nil {
+			where = "key in an HSM (" + tlog.hsm.Label() + ")"
+		}
+		fmt.Printf("transparency log: %s, origin %s, %s\n", tlog.backend, tlog.origin, where)
 		fmt.Printf("log key: %s\n", tlog.key)
 	} else {
 		fmt.Println("transparency log: OFF — events are recorded but not committed to a log")
@@ -158,7 +171,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	r := reloader{flags: f, kf: kf, w: w, live: live, handler: handler, store: store, tcp: tcp, log: log}
+	r := reloader{flags: f, kf: kf, w: w, live: live, handler: handler, store: store, keys: store, tcp: tcp, log: log}
 	for {
 		select {
 		case err := <-served:

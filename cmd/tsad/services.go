@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -21,7 +22,9 @@ import (
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
 	"github.com/chronolog/chronolog/adapters/upstream"
+	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
 	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
@@ -36,6 +39,9 @@ type generation struct {
 	routes   map[string]httpapi.Service
 	closers  []io.Closer
 	failures []string
+	// keyEvents record the keys this generation activated (and any
+	// certificate close to its end); they are recorded with it.
+	keyEvents []events.Event
 }
 
 // builtService is one service ready to answer, with what the record and
@@ -48,14 +54,20 @@ type builtService struct {
 	// cert is the hex SHA-256 of the TSA certificate; how says who does
 	// the signing arithmetic.
 	cert, how string
+	key       *serviceKey
 }
 
 // wiring is what every service shares.
 type wiring struct {
 	node, crypto string
-	recorder     tsa.Recorder
-	log          *slog.Logger
-	now          time.Time
+	// warnDays: a TSA certificate expiring within this many days is
+	// warned of and recorded.
+	warnDays int
+	// retired maps the fingerprints of retired keys to the reason.
+	retired  map[string]string
+	recorder tsa.Recorder
+	log      *slog.Logger
+	now      time.Time
 }
 
 // build turns a validated configuration into services. Like validation it
@@ -102,26 +114,35 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		hashes = append(hashes, alg)
 	}
 
-	key, err := softkey.Load(softkey.Config{KeyFile: sc.Signer.Key, CertFile: sc.Signer.Cert, ChainFile: sc.Signer.Chain}, w.now)
+	key, err := loadServiceKey(sc, w)
 	if err != nil {
 		bad("signer: %v", err)
+	} else {
+		g.closers = append(g.closers, key)
 	}
 	rules, ruleProblems := g.buildRules(sc, w.now)
 	problems = append(problems, ruleProblems...)
 	if key == nil {
 		return nil, problems
 	}
-	arith, how, err := signingArithmetic(w.crypto, key.Signer())
-	if err != nil {
-		bad("signer: %v", err)
-		return nil, problems
+	var arith crypto.Signer
+	var how string
+	if key.hsm != nil {
+		// The key never leaves the token: the token does the arithmetic.
+		arith, how = key.hsm, "PKCS#11 token "+hsmKeyName(sc)
+	} else {
+		arith, how, err = signingArithmetic(w.crypto, key.signer)
+		if err != nil {
+			bad("signer: %v", err)
+			return nil, problems
+		}
+		if c, ok := arith.(io.Closer); ok {
+			g.closers = append(g.closers, c)
+		}
 	}
-	if c, ok := arith.(io.Closer); ok {
-		g.closers = append(g.closers, c)
-	}
-	id := rfc3161.SigningIdentity{Signer: arith, Certificate: key.Certificate()}
+	id := rfc3161.SigningIdentity{Signer: arith, Certificate: key.cert}
 	if *sc.IncludeChain {
-		id.Chain = key.Chain()
+		id.Chain = key.chain
 	}
 	signer, err := rfc3161.NewTokenSigner(id)
 	if err != nil {
@@ -129,7 +150,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	}
 	var counter tsa.Countersigner
 	if sc.Authenticode {
-		cs, err := authenticode.NewSigner(rfc3161.SigningIdentity{Signer: arith, Certificate: key.Certificate(), Chain: key.Chain()})
+		cs, err := authenticode.NewSigner(rfc3161.SigningIdentity{Signer: arith, Certificate: key.cert, Chain: key.chain})
 		if err != nil {
 			bad("authenticode signer: %v", err)
 		} else {
@@ -168,7 +189,11 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		return nil, []string{fmt.Sprintf("encode configuration for the record: %v", err)}
 	}
 	sum := sha256.Sum256(cj)
-	return &builtService{cfg: sc, svc: svc, configJSON: cj, configSHA: hex.EncodeToString(sum[:]), cert: key.Fingerprint(), how: how}, nil
+	g.keyEvents = append(g.keyEvents, key.activated)
+	if e, soon := expiring(sc.Name, key, w, w.warnDays); soon {
+		g.keyEvents = append(g.keyEvents, e)
+	}
+	return &builtService{cfg: sc, svc: svc, configJSON: cj, configSHA: hex.EncodeToString(sum[:]), cert: key.fingerprint(), how: how, key: key}, nil
 }
 
 // buildRules makes the policy map: each rule with the filters of its chain.
@@ -350,4 +375,13 @@ func recordedConfig(sc config.Service) ([]byte, error) {
 		Service config.Service    `json:"service"`
 		Files   map[string]string `json:"files"`
 	}{sc, files})
+}
+
+// hsmKeyName names a service's HSM key for the start-up report.
+func hsmKeyName(sc config.Service) string {
+	p := sc.Signer.PKCS11
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%q key %s", p.Token, hsmkey.Describe(p))
 }

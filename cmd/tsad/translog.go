@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,15 +11,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/adapters/clock/system"
+	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/adapters/logkey"
+	"github.com/chronolog/chronolog/adapters/signer/pkcs11"
 	"github.com/chronolog/chronolog/adapters/translog/tessera"
+	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/translog"
 )
 
@@ -53,13 +59,32 @@ type transparencyLog struct {
 	files   fs.FS
 	key     string // public verifier key
 	keyFile string
+	// hsm is the log's HSM key, closed once the writer stopped.
+	hsm     *pkcs11.Key
 	backend string
 	origin  string
 	stop    func()
 }
 
+// logKey is the log's note key: its signer and the verifier key auditors
+// are given, from a file or from an HSM.
+type logKey struct {
+	signer note.Signer
+	vkey   string
+	// file holds vkey, when the key is a file's.
+	file string
+	// hsm is the HSM key, nil for a file key; activated records it.
+	hsm       *pkcs11.Key
+	activated *events.SigningKeyActivated
+}
+
 // logSigner loads the log's key; dev servers create one on first start.
-func logSigner(f *logFlags, data, node string, dev bool) (note.Signer, string, error) {
+// A --log-key of the form pkcs11:… (RFC 7512) names an Ed25519 key in an
+// HSM, which signs every checkpoint without leaving it.
+func logSigner(f *logFlags, data, node string, dev bool, w wiring) (*logKey, error) {
+	if strings.HasPrefix(f.key, "pkcs11:") {
+		return hsmLogSigner(f, node, dev, w)
+	}
 	files := logkey.InDir(data)
 	if f.key != "" {
 		files = logkey.Files{Private: f.key, Public: f.key + ".pub"}
@@ -67,12 +92,12 @@ func logSigner(f *logFlags, data, node string, dev bool) (note.Signer, string, e
 	if !dev || f.key != "" {
 		s, err := logkey.Load(files.Private)
 		if err != nil {
-			return nil, "", fmt.Errorf("the log's key (--log-key): %w", err)
+			return nil, fmt.Errorf("the log's key (--log-key): %w", err)
 		}
 		if f.origin != "" && s.Name() != f.origin {
-			return nil, "", fmt.Errorf("--log-origin %q but the key is %q's", f.origin, s.Name())
+			return nil, fmt.Errorf("--log-origin %q but the key is %q's", f.origin, s.Name())
 		}
-		return s, files.Public, nil
+		return fileLogKey(s, files.Public), nil
 	}
 	origin := f.origin
 	if origin == "" {
@@ -80,12 +105,47 @@ func logSigner(f *logFlags, data, node string, dev bool) (note.Signer, string, e
 	}
 	s, created, err := logkey.Ensure(files, origin)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if created {
 		fmt.Printf("created the log's key for origin %s in %s\n", origin, files.Private)
 	}
-	return s, files.Public, nil
+	return fileLogKey(s, files.Public), nil
+}
+
+func fileLogKey(s note.Signer, pubFile string) *logKey {
+	pub, _ := os.ReadFile(pubFile)
+	return &logKey{signer: s, vkey: string(trimNL(pub)), file: pubFile}
+}
+
+func hsmLogSigner(f *logFlags, node string, dev bool, w wiring) (*logKey, error) {
+	p, err := config.ParsePKCS11URI(f.key)
+	if err != nil {
+		return nil, fmt.Errorf("--log-key: %w", err)
+	}
+	origin := f.origin
+	if origin == "" {
+		if !dev {
+			return nil, errors.New("--log-key names an HSM key: --log-origin must name the log (a key in a token has no note name)")
+		}
+		origin = "chronolog-dev/" + node
+	}
+	watch := &outageRecorder{w: w, purpose: "log", token: p.Token, label: p.Key}
+	hk, err := hsmkey.Open(p, watch.observe)
+	if err != nil {
+		return nil, fmt.Errorf("--log-key: %w", err)
+	}
+	fp := hsmkey.PublicKeySHA256(hk.Public())
+	watch.setFingerprint(fp)
+	s, vkey, err := logkey.NewExternal(origin, hk)
+	if err != nil {
+		hk.Close()
+		return nil, fmt.Errorf("--log-key: %w", err)
+	}
+	return &logKey{signer: s, vkey: vkey, hsm: hk, activated: &events.SigningKeyActivated{
+		Purpose: "log", Token: p.Token, KeyLabel: hk.Label(), KeyID: hex.EncodeToString(hk.ID()),
+		KeyType: hsmkey.KeyTypeOf(hk.Public()), PublicKeySHA256: fp, Module: p.Module, Sessions: hk.Sessions(),
+	}}, nil
 }
 
 // startLog opens the configured log and starts its writer on store.
@@ -93,12 +153,24 @@ func startLog(ctx context.Context, f *logFlags, data, node string, dev bool, sto
 	if f.backend == "off" {
 		return nil, nil
 	}
-	signer, pubFile, err := logSigner(f, data, node, dev)
+	w := wiring{node: node, recorder: store, log: log}
+	lk, err := logSigner(f, data, node, dev, w)
 	if err != nil {
 		return nil, err
 	}
-	pub, _ := os.ReadFile(pubFile)
-	t := &transparencyLog{backend: f.backend, origin: signer.Name(), key: string(trimNL(pub)), keyFile: pubFile}
+	fail := func(err error) (*transparencyLog, error) {
+		if lk.hsm != nil {
+			lk.hsm.Close()
+		}
+		return nil, err
+	}
+	if lk.activated != nil {
+		if err := recordEvents(ctx, store, node, events.KeyStream, *lk.activated); err != nil {
+			return fail(fmt.Errorf("record the log key's activation: %w", err))
+		}
+	}
+	signer := lk.signer
+	t := &transparencyLog{backend: f.backend, origin: signer.Name(), key: lk.vkey, keyFile: lk.file, hsm: lk.hsm}
 	switch f.backend {
 	case "tessera":
 		dir := f.dir
@@ -107,17 +179,17 @@ func startLog(ctx context.Context, f *logFlags, data, node string, dev bool, sto
 		}
 		l, err := tessera.New(ctx, tessera.Config{Dir: dir, Signer: signer, CheckpointInterval: f.checkpointInterval})
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		t.log, t.files = l, l.Files()
 	case "trillian":
 		l, err := openTrillian(ctx, f, signer)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		t.log = l
 	default:
-		return nil, fmt.Errorf("--log %q: want tessera, trillian or off", f.backend)
+		return fail(fmt.Errorf("--log %q: want tessera, trillian or off", f.backend))
 	}
 	ticker := time.NewTicker(f.tick)
 	t.writer, err = translog.NewWriter(translog.WriterConfig{Backend: f.backend, MaxEvents: f.segmentEvents, Node: node},
@@ -125,7 +197,7 @@ func startLog(ctx context.Context, f *logFlags, data, node string, dev bool, sto
 	if err != nil {
 		ticker.Stop()
 		closeLog(t.log, log)
-		return nil, err
+		return fail(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -142,6 +214,9 @@ func startLog(ctx context.Context, f *logFlags, data, node string, dev bool, sto
 		<-done
 		ticker.Stop()
 		closeLog(t.log, log)
+		if lk.hsm != nil {
+			lk.hsm.Close()
+		}
 	}
 	return t, nil
 }
