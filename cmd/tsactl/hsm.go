@@ -162,6 +162,24 @@ func (k *keySelector) bytes() ([]byte, error) {
 	return b, nil
 }
 
+// openKey reads the PIN and opens the key k selects, with one session:
+// the steps that use a key sign once at most.
+func openKey(t *tokenFlags, k *keySelector) (*pkcs11.Key, string, error) {
+	idb, err := k.bytes()
+	if err != nil {
+		return nil, "", err
+	}
+	pin, err := t.readPIN()
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := pkcs11.Open(pkcs11.Config{Module: t.module, Token: t.token, KeyLabel: k.label, KeyID: idb, PIN: pin, Sessions: 1})
+	if err != nil {
+		return nil, "", err
+	}
+	return key, pin, nil
+}
+
 func hsmInitToken(args []string) error {
 	fs := flag.NewFlagSet("tsactl hsm init-token", flag.ContinueOnError)
 	var t tokenFlags
@@ -252,15 +270,7 @@ func hsmCSR(args []string) error {
 	if *cn == "" {
 		return errors.New("hsm csr: --cn needed")
 	}
-	idb, err := k.bytes()
-	if err != nil {
-		return err
-	}
-	pin, err := t.readPIN()
-	if err != nil {
-		return err
-	}
-	key, err := pkcs11.Open(pkcs11.Config{Module: t.module, Token: t.token, KeyLabel: k.label, KeyID: idb, PIN: pin, Sessions: 1})
+	key, _, err := openKey(&t, &k)
 	if err != nil {
 		return err
 	}
@@ -298,10 +308,6 @@ func hsmImportCert(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	idb, err := k.bytes()
-	if err != nil {
-		return err
-	}
 	if *certFile == "" {
 		return errors.New("hsm import-cert: --cert needed")
 	}
@@ -310,11 +316,7 @@ func hsmImportCert(args []string) error {
 		return err
 	}
 	cert := certs[0]
-	pin, err := t.readPIN()
-	if err != nil {
-		return err
-	}
-	key, err := pkcs11.Open(pkcs11.Config{Module: t.module, Token: t.token, KeyLabel: k.label, KeyID: idb, PIN: pin, Sessions: 1})
+	key, pin, err := openKey(&t, &k)
 	if err != nil {
 		return err
 	}
@@ -326,7 +328,7 @@ func hsmImportCert(args []string) error {
 		return fmt.Errorf("hsm import-cert: %w", err)
 	}
 	key.Close()
-	if err := pkcs11.ImportCertificate(t.module, t.token, pin, k.label, idb, cert); err != nil {
+	if err := pkcs11.ImportCertificate(t.module, t.token, pin, label, id, cert); err != nil {
 		return err
 	}
 	sum := sha256.Sum256(cert.Raw)
@@ -380,18 +382,10 @@ func hsmRetire(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	idb, err := k.bytes()
-	if err != nil {
-		return err
-	}
 	if *reason == "" {
 		return errors.New("hsm retire: --reason needed: the record says why")
 	}
-	pin, err := t.readPIN()
-	if err != nil {
-		return err
-	}
-	key, err := pkcs11.Open(pkcs11.Config{Module: t.module, Token: t.token, KeyLabel: k.label, KeyID: idb, PIN: pin, Sessions: 1})
+	key, _, err := openKey(&t, &k)
 	if err != nil {
 		return err
 	}

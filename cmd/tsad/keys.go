@@ -55,10 +55,8 @@ func loadServiceKey(sc config.Service, w wiring) (*serviceKey, error) {
 			return nil, err
 		}
 		k := &serviceKey{signer: soft.Signer(), cert: soft.Certificate(), chain: soft.Chain()}
+		// softkey.Load has checked the certificate and its chain.
 		if err := refuseRetired(w, k.signer.Public()); err != nil {
-			return nil, err
-		}
-		if err := tsacert.Check(k.cert, k.signer.Public(), k.chain, w.now); err != nil {
 			return nil, err
 		}
 		k.activated = activation(sc.Name, k, nil)

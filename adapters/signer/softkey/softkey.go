@@ -1,6 +1,6 @@
 // Package softkey loads a TSA key and certificate from PEM files. It is the
 // development and small-deployment signer; production keys belong in an
-// HSM (adapters/signer/pkcs11), which reuses CheckTSACertificate.
+// HSM (adapters/signer/pkcs11); both are checked by domain/tsacert.
 package softkey
 
 import (
@@ -11,13 +11,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/chronolog/chronolog/domain/tsacert"
 )
 
 // Config names the PEM files.
@@ -59,71 +60,28 @@ func Load(cfg Config, now time.Time) (*Key, error) {
 		return nil, err
 	}
 	k := &Key{signer: signer, cert: certs[0]}
-	if err := CheckTSACertificate(k.cert, signer.Public(), now); err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.CertFile, err)
-	}
 	if cfg.ChainFile != "" {
 		chain, err := ReadCertificates(cfg.ChainFile)
 		if err != nil {
 			return nil, err
 		}
+		// A full bundle starting with the TSA certificate itself is
+		// taken as the issuers after it.
 		if bytes.Equal(chain[0].Raw, k.cert.Raw) {
 			chain = chain[1:]
 		}
 		k.chain = chain
-		if len(chain) > 0 {
-			roots, inter := x509.NewCertPool(), x509.NewCertPool()
-			roots.AddCert(chain[len(chain)-1])
-			for _, c := range chain[:len(chain)-1] {
-				inter.AddCert(c)
-			}
-			if _, err := k.cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}); err != nil {
-				return nil, fmt.Errorf("%s does not validate the TSA certificate: %w", cfg.ChainFile, err)
-			}
-		}
+	}
+	if err := tsacert.Check(k.cert, signer.Public(), k.chain, now); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.CertFile, err)
 	}
 	return k, nil
 }
 
-var (
-	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidKPTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
-)
-
-// CheckTSACertificate enforces RFC 3161 §2.3 and the key match: the
-// extendedKeyUsage extension present, critical, and timeStamping alone;
-// keyUsage, if present, allowing signatures; the key pair matching; now
-// within the validity period.
+// CheckTSACertificate enforces RFC 3161 §2.3 and the key match (see
+// tsacert.Check) for a certificate without its chain.
 func CheckTSACertificate(cert *x509.Certificate, pub crypto.PublicKey, now time.Time) error {
-	want, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("TSA public key: %w", err)
-	}
-	if got, _ := x509.MarshalPKIXPublicKey(cert.PublicKey); !bytes.Equal(got, want) {
-		return errors.New("the certificate's public key does not match the TSA private key")
-	}
-	var eku *struct{ critical bool }
-	for _, e := range cert.Extensions {
-		if e.Id.Equal(oidExtKeyUsage) {
-			eku = &struct{ critical bool }{e.Critical}
-		}
-	}
-	switch {
-	case eku == nil:
-		return errors.New("the certificate has no extendedKeyUsage: a TSA certificate needs timeStamping, critical")
-	case !eku.critical:
-		return errors.New("the certificate's extendedKeyUsage is not critical (RFC 3161 §2.3)")
-	case len(cert.UnknownExtKeyUsage) != 0 || len(cert.ExtKeyUsage) != 1 || cert.ExtKeyUsage[0] != x509.ExtKeyUsageTimeStamping:
-		return errors.New("timeStamping must be the certificate's only extendedKeyUsage (RFC 3161 §2.3)")
-	}
-	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		return errors.New("the certificate's keyUsage allows neither digitalSignature nor contentCommitment")
-	}
-	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return fmt.Errorf("the certificate is valid from %s to %s, not now (%s)", cert.NotBefore.UTC(), cert.NotAfter.UTC(), now.UTC())
-	}
-	return nil
+	return tsacert.Check(cert, pub, nil, now)
 }
 
 func parseKey(raw []byte) (crypto.Signer, error) {

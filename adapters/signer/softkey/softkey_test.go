@@ -23,6 +23,11 @@ import (
 
 var now = time.Now()
 
+var (
+	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidKPTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
+)
+
 func cert(t *testing.T, key crypto.Signer, ekus []asn1.ObjectIdentifier, critical bool, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "tsa"},
