@@ -108,7 +108,7 @@ func activation(service string, k *serviceKey, p *config.PKCS11) events.SigningK
 	e := events.SigningKeyActivated{
 		Service:           service,
 		Purpose:           "tsa",
-		KeyType:           hsmkey.KeyTypeOf(k.signer.Public()),
+		KeyType:           string(pkcs11.KeyTypeOf(k.signer.Public())),
 		PublicKeySHA256:   hsmkey.PublicKeySHA256(k.signer.Public()),
 		CertificateSHA256: k.fingerprint(),
 		Subject:           k.cert.Subject.String(),

@@ -144,7 +144,7 @@ func hsmLogSigner(f *logFlags, node string, dev bool, w wiring) (*logKey, error)
 	}
 	return &logKey{signer: s, vkey: vkey, hsm: hk, activated: &events.SigningKeyActivated{
 		Purpose: "log", Token: p.Token, KeyLabel: hk.Label(), KeyID: hex.EncodeToString(hk.ID()),
-		KeyType: hsmkey.KeyTypeOf(hk.Public()), PublicKeySHA256: fp, Module: p.Module, Sessions: hk.Sessions(),
+		KeyType: string(pkcs11.KeyTypeOf(hk.Public())), PublicKeySHA256: fp, Module: p.Module, Sessions: hk.Sessions(),
 	}}, nil
 }
 

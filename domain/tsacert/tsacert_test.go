@@ -313,7 +313,10 @@ func TestSHA1RootIsAccepted(t *testing.T) {
 	tmpl.SignatureAlgorithm = x509.SHA1WithRSA
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ks.root.Public(), ks.root)
 	if err != nil {
-		t.Skipf("crypto/x509 no longer makes SHA-1 certificates: %v", err)
+		// Not a skip: a silently skipped test would stop guarding the
+		// SHA-1 path; a Go that no longer makes such roots needs the
+		// fixture built another way.
+		t.Fatalf("make the SHA-1 root fixture: %v", err)
 	}
 	root, _ := x509.ParseCertificate(der)
 	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "TSA"},

@@ -295,7 +295,7 @@ func keyInfo(ctx *p11.Ctx, sh p11.SessionHandle, obj p11.ObjectHandle) (KeyInfo,
 		return KeyInfo{}, fmt.Errorf("read the attributes of key %q: %w", id.label, err)
 	}
 	info := KeyInfo{
-		Label: id.label, ID: id.id, Type: keyTypeOf(id.pub), Public: id.pub,
+		Label: id.label, ID: id.id, Type: KeyTypeOf(id.pub), Public: id.pub,
 		Extractable: boolean(a[p11.CKA_EXTRACTABLE]), Sensitive: boolean(a[p11.CKA_SENSITIVE]),
 		AlwaysSensitive: boolean(a[p11.CKA_ALWAYS_SENSITIVE]), NeverExtractable: boolean(a[p11.CKA_NEVER_EXTRACTABLE]),
 		Sign: boolean(a[p11.CKA_SIGN]), Decrypt: boolean(a[p11.CKA_DECRYPT]),

@@ -182,8 +182,9 @@ func samePublic(a, b crypto.PublicKey) bool {
 	return ok && eq.Equal(b)
 }
 
-// keyTypeOf names a public key as KeyType does.
-func keyTypeOf(pub crypto.PublicKey) KeyType {
+// KeyTypeOf names a public key as KeyType does ("ecdsa-p256", "rsa-3072",
+// "ed25519"), for any key, not only those GenerateKey makes.
+func KeyTypeOf(pub crypto.PublicKey) KeyType {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		switch k.Curve {

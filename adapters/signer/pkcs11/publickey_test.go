@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/asn1"
 	"testing"
 )
@@ -73,4 +74,16 @@ func mustOID(oid asn1.ObjectIdentifier) []byte {
 		panic(err)
 	}
 	return der
+}
+
+func TestKeyTypeOf(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	r, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ed, _, _ := ed25519.GenerateKey(rand.Reader)
+	for want, pub := range map[KeyType]any{ECDSAP256: &p256.PublicKey, "ecdsa-p521": &p521.PublicKey, RSA2048: &r.PublicKey, Ed25519: ed} {
+		if got := KeyTypeOf(pub); got != want {
+			t.Errorf("KeyTypeOf = %q, want %q", got, want)
+		}
+	}
 }

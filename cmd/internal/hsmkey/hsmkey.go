@@ -6,9 +6,6 @@ package hsmkey
 import (
 	"bufio"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -119,18 +116,4 @@ func PublicKeySHA256(pub crypto.PublicKey) string {
 	}
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:])
-}
-
-// KeyTypeOf names pub's algorithm and size as the key events do
-// ("ecdsa-p256", "rsa-3072", "ed25519").
-func KeyTypeOf(pub crypto.PublicKey) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "ecdsa-" + strings.ToLower(strings.ReplaceAll(k.Curve.Params().Name, "-", ""))
-	case *rsa.PublicKey:
-		return fmt.Sprintf("rsa-%d", k.N.BitLen())
-	case ed25519.PublicKey:
-		return "ed25519"
-	}
-	return fmt.Sprintf("%T", pub)
 }
