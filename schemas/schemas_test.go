@@ -31,6 +31,7 @@ func encode(t *testing.T, e events.Event) []byte {
 
 func TestSampleEventsValidate(t *testing.T) {
 	now := time.Date(2026, 11, 22, 16, 0, 0, 123000, time.UTC)
+	midnight, before := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), now.Add(-16*time.Second)
 	samples := []events.Event{
 		events.TimestampRequested{Serial: "1a2b", Service: "default", Path: "/tsa", Method: "POST", Source: "127.0.0.1:5",
 			ReceivedAt: now, BodySHA256: strings.Repeat("ab", 32), BodySize: 59, Parsed: true, HashAlgorithm: "sha256",
@@ -78,6 +79,21 @@ func TestSampleEventsValidate(t *testing.T) {
 			PublicKeySHA256: strings.Repeat("ab", 32), UnavailableSince: now, RestoredAt: now.Add(1500 * time.Millisecond), DurationMs: 1500},
 		events.SigningCertificateExpiring{Service: "qualified", CertificateSHA256: strings.Repeat("ef", 32), Subject: "CN=Chronolog TSA",
 			NotAfter: now.AddDate(0, 0, 20), DaysLeft: 20, WarnDays: 30},
+		events.TimestampIssued{Serial: "1a2b", GenTime: now, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: strings.Repeat("cd", 32), Token: []byte{0x30, 0x03, 1, 2, 3},
+			ClockSample: "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f21", ClockUncertaintyNs: 3_400_000},
+		events.ClockSampled{At: now, Synchronised: true, BoundNs: 3_000_000, OffsetNs: -120_000, Agreeing: 2, Sources: 3, Quorum: 2, DriftPPM: 100, Leap: "insert",
+			LeapAt: &midnight, Readings: []events.ClockReading{
+				{Source: "ntp", Name: "ntp1.example:123", At: now, OffsetNs: -120_000, RoundTripNs: 800_000, RootDistanceNs: 2_000_000, Stratum: 1, Leap: "insert", Synchronised: true, ReferenceID: "PPS"},
+				{Source: "chrony", Name: "127.0.0.1:323", At: now, OffsetNs: 4_000, RootDistanceNs: 900_000, Stratum: 2, Leap: "none", Synchronised: true},
+				{Source: "kernel", Name: "adjtimex", At: now, RootDistanceNs: 16_000_000_000, EstimatedErrorNs: 16_000_000_000, Leap: "none", Error: "not synchronised"},
+			}},
+		events.ClockSampled{At: now, Reason: "0 of 1 sources agree, 1 needed; ntp a: i/o timeout", Sources: 1, Quorum: 1, DriftPPM: 100, Leap: "none",
+			Readings: []events.ClockReading{{Source: "ntp", Name: "a:123", At: now, Leap: "none", Error: "i/o timeout"}}},
+		events.ClockSyncLost{Service: "qualified", AccuracyNs: 1e9, Sample: "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f21", Reason: "not synchronised", At: now},
+		events.ClockSyncRegained{Service: "qualified", AccuracyNs: 1e9, Sample: "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f21", BoundNs: 3_000_000, At: now},
+		events.ClockSyncRegained{Service: "qualified", AccuracyNs: 1e9, Sample: "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f21", BoundNs: 3_000_000, At: now,
+			LostAt: &before, OutageNs: int64(16 * time.Second)},
+		events.LeapSecondAnnounced{Leap: "insert", At: midnight, Sample: "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f21", Sources: []string{"ntp ntp1.example:123"}, Refused: true, WindowNs: 1e9},
 	}
 	for _, e := range samples {
 		if err := ValidateEvent(encode(t, e)); err != nil {

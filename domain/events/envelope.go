@@ -123,6 +123,11 @@ var registry = map[string]func() Event{
 	TypeSigningKeyUnavailable:      func() Event { return &SigningKeyUnavailable{} },
 	TypeSigningKeyRestored:         func() Event { return &SigningKeyRestored{} },
 	TypeSigningCertificateExpiring: func() Event { return &SigningCertificateExpiring{} },
+
+	TypeClockSampled:        func() Event { return &ClockSampled{} },
+	TypeClockSyncLost:       func() Event { return &ClockSyncLost{} },
+	TypeClockSyncRegained:   func() Event { return &ClockSyncRegained{} },
+	TypeLeapSecondAnnounced: func() Event { return &LeapSecondAnnounced{} },
 }
 
 // Types lists every registered wire name (for schema checks).

@@ -199,7 +199,10 @@ func (e TimestampIssued) appendJSON(b []byte) ([]byte, error) {
 	b = appendStringField(b, "policy", e.Policy, false)
 	b = appendStringField(b, "signer", e.Signer, false)
 	b = appendBytes(appendField(b, "token", false), e.Token)
-	b = appendOptional(b, []field{{"client", e.Client}, {"clientAuth", e.ClientAuth}, {"protocol", e.Protocol}})
+	b = appendOptional(b, []field{{"client", e.Client}, {"clientAuth", e.ClientAuth}, {"protocol", e.Protocol}, {"clockSample", e.ClockSample}})
+	if e.ClockUncertaintyNs != 0 {
+		b = appendIntField(b, "clockUncertaintyNs", e.ClockUncertaintyNs)
+	}
 	return append(b, '}'), nil
 }
 

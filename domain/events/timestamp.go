@@ -84,6 +84,13 @@ type TimestampIssued struct {
 	// (Token is then its PKCS#7 SignedData and Policy the service's
 	// default); empty means an RFC 3161 token.
 	Protocol string `json:"protocol,omitempty"`
+	// ClockSample is the id of the ClockSampled event the clock gate
+	// admitted the request on, and ClockUncertaintyNs the bound it
+	// guaranteed at genTime (the sample's, plus the drift allowed since);
+	// both empty when the server ran with an unverified clock (the token
+	// then declares no accuracy) and in events recorded before the gate.
+	ClockSample        string `json:"clockSample,omitempty"`
+	ClockUncertaintyNs int64  `json:"clockUncertaintyNs,omitempty"`
 }
 
 func (TimestampIssued) EventType() string { return TypeTimestampIssued }

@@ -14,6 +14,14 @@ import (
 // Accuracy is the declared accuracy of genTime (RFC 3161 §2.4.2).
 type Accuracy struct{ Seconds, Millis, Micros int }
 
+// Duration is the accuracy as a duration; zero for a nil accuracy.
+func (a *Accuracy) Duration() time.Duration {
+	if a == nil {
+		return 0
+	}
+	return time.Duration(a.Seconds)*time.Second + time.Duration(a.Millis)*time.Millisecond + time.Duration(a.Micros)*time.Microsecond
+}
+
 // TSTInfo is the signed content of a time-stamp token.
 type TSTInfo struct {
 	Policy asn1.ObjectIdentifier

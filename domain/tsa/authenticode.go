@@ -54,19 +54,26 @@ func (s *Service) HandleAuthenticode(ctx context.Context, r Request) Reply {
 		return s.refuseAuthenticode(ctx, x, 501, "", "this route forwards to an upstream TSA, which is done for RFC 3161 requests only")
 	}
 	at := s.p.Clock.Now().UTC()
+	adm, why := s.admit(at)
+	if why != "" {
+		// Authenticode has no timeNotAvailable: the client retries on 503.
+		return s.refuseAuthenticode(ctx, x, 503, rfc3161.TimeNotAvailable.String(), why)
+	}
 	der, err := s.p.Countersigner.Sign(req.Content, at, s.p.Rand)
 	if err != nil {
 		return s.failAuthenticode(ctx, x, fmt.Errorf("countersign %s: %w", x.hex, err))
 	}
 	if err := x.add(events.TimestampIssued{
-		Serial:     x.hex,
-		GenTime:    at.Truncate(1e9),
-		Policy:     s.cfg.Policy.String(),
-		Signer:     s.fingerprint,
-		Token:      der,
-		Client:     identityName(x.client),
-		ClientAuth: identityMethod(x.client),
-		Protocol:   ProtocolAuthenticode,
+		Serial:             x.hex,
+		GenTime:            at.Truncate(1e9),
+		Policy:             s.cfg.Policy.String(),
+		Signer:             s.fingerprint,
+		Token:              der,
+		Client:             identityName(x.client),
+		ClientAuth:         identityMethod(x.client),
+		Protocol:           ProtocolAuthenticode,
+		ClockSample:        adm.SampleID,
+		ClockUncertaintyNs: int64(adm.Uncertainty),
 	}); err != nil {
 		return s.failAuthenticode(ctx, x, err)
 	}

@@ -199,18 +199,25 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 	if res.ForceCertReq {
 		q.CertReq = true
 	}
-	token, info, err := s.issue(x, q)
+	at := s.p.Clock.Now().UTC()
+	adm, why := s.admit(at)
+	if why != "" {
+		return s.reject(ctx, x, &rfc3161.Rejection{FailInfo: rfc3161.TimeNotAvailable, Reason: why})
+	}
+	token, info, err := s.issue(x, q, at)
 	if err != nil {
 		return s.fail(ctx, x, err)
 	}
 	if err := x.add(events.TimestampIssued{
-		Serial:     x.hex,
-		GenTime:    info.GenTime,
-		Policy:     info.Policy.String(),
-		Signer:     s.fingerprint,
-		Token:      token,
-		Client:     identityName(x.client),
-		ClientAuth: identityMethod(x.client),
+		Serial:             x.hex,
+		GenTime:            info.GenTime,
+		Policy:             info.Policy.String(),
+		Signer:             s.fingerprint,
+		Token:              token,
+		Client:             identityName(x.client),
+		ClientAuth:         identityMethod(x.client),
+		ClockSample:        adm.SampleID,
+		ClockUncertaintyNs: int64(adm.Uncertainty),
 	}); err != nil {
 		return s.fail(ctx, x, err)
 	}
@@ -222,8 +229,8 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), ContentType: ReplyType, Serial: x.hex, Granted: true, Recorded: true}
 }
 
-// issue builds and signs the token.
-func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq) ([]byte, *rfc3161.TSTInfo, error) {
+// issue builds and signs the token stamped at, a time the gate admitted.
+func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq, at time.Time) ([]byte, *rfc3161.TSTInfo, error) {
 	policy := s.cfg.Policy
 	if q.ReqPolicy != nil {
 		policy = q.ReqPolicy
@@ -232,7 +239,7 @@ func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq) ([]byte, *rfc3161.
 		Policy:         policy,
 		MessageImprint: q.MessageImprint.Raw,
 		SerialNumber:   x.serial,
-		GenTime:        s.p.Clock.Now().UTC().Truncate(s.cfg.Precision),
+		GenTime:        at.Truncate(s.cfg.Precision),
 		Accuracy:       s.cfg.Accuracy,
 		Nonce:          q.Nonce,
 	}

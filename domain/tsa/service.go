@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -56,6 +57,8 @@ type Config struct {
 	// Hashes is the message-imprint allow-list; empty means DefaultHashes.
 	Hashes []rfc3161.HashAlgorithm
 	// Accuracy is the declared accuracy put in every token; nil omits it.
+	// The clock gate holds the service to it (to one second when nil), and
+	// without a gate no token declares an accuracy: nothing guaranteed it.
 	Accuracy *rfc3161.Accuracy
 	// Precision truncates genTime; zero means one microsecond.
 	Precision time.Duration
@@ -81,6 +84,9 @@ type Ports struct {
 	Log      Logger
 	// Countersigner signs Authenticode answers with the service's key.
 	Countersigner Countersigner
+	// Gate admits a request only while the clock is within the declared
+	// accuracy; nil runs on an unverified clock.
+	Gate *clock.Gate
 }
 
 // Countersigner makes a Microsoft Authenticode timestamp: a PKCS#7
@@ -104,6 +110,8 @@ type Service struct {
 	// fingerprint is the hex SHA-256 of the TSA certificate, recorded with
 	// every token so an auditor knows which key signed it.
 	fingerprint string
+	// accuracy is what the gate holds the service to.
+	accuracy time.Duration
 }
 
 // New validates cfg and returns the service.
@@ -132,7 +140,14 @@ func New(cfg Config, p Ports) (*Service, error) {
 	}
 	accepted := append([]asn1.ObjectIdentifier{cfg.Policy}, cfg.AcceptedPolicies...)
 	certSum := sha256.Sum256(p.Signer.Certificate().Raw)
-	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: choosesRoute(cfg.Rules)}
+	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: choosesRoute(cfg.Rules),
+		accuracy: cfg.Accuracy.Duration()}
+	if s.accuracy <= 0 {
+		s.accuracy = time.Second
+	}
+	if p.Gate == nil {
+		s.cfg.Accuracy = nil
+	}
 	rules := cfg.Rules
 	if len(rules) == 0 {
 		rules = []Rule{{Name: "default", Chain: "default"}}
@@ -152,6 +167,18 @@ func New(cfg Config, p Ports) (*Service, error) {
 
 // Name is the service's name.
 func (s *Service) Name() string { return s.cfg.Name }
+
+// ClockAccuracy is the accuracy the clock gate holds the service to.
+func (s *Service) ClockAccuracy() time.Duration { return s.accuracy }
+
+// admit asks the gate about a token stamped at; with no gate (an
+// unverified clock) everything is admitted on no guarantee.
+func (s *Service) admit(at time.Time) (clock.Admission, string) {
+	if s.p.Gate == nil {
+		return clock.Admission{}, ""
+	}
+	return s.p.Gate.Admit(at, s.accuracy)
+}
 
 // Authenticode reports whether the service answers Authenticode requests.
 func (s *Service) Authenticode() bool { return s.cfg.Authenticode }
