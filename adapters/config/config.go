@@ -47,6 +47,9 @@ type Server struct {
 	// CertificateWarningDays: a TSA certificate expiring within this many
 	// days is warned of (and recorded) at every start; default 30.
 	CertificateWarningDays int `yaml:"certificateWarningDays,omitempty" json:"certificateWarningDays,omitempty"`
+	// Clock is the clock-quality sampling and issuance gate; nil leaves
+	// the choice to the command (see Clock).
+	Clock *Clock `yaml:"clock,omitempty" json:"clock,omitempty"`
 }
 
 // TLS configures the HTTPS listener.
@@ -259,6 +262,9 @@ func (f *File) applyDefaults() {
 	}
 	if f.Server.CertificateWarningDays == 0 {
 		f.Server.CertificateWarningDays = 30
+	}
+	if f.Server.Clock != nil {
+		f.Server.Clock.applyDefaults()
 	}
 	for i := range f.Services {
 		s := &f.Services[i]

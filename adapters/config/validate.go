@@ -85,6 +85,9 @@ func (s *Server) validate(p *problems) {
 	if s.CertificateWarningDays < 0 {
 		p.add("server: certificateWarningDays must not be negative")
 	}
+	if s.Clock != nil {
+		s.Clock.validate(p)
+	}
 	if t := s.TLS; t != nil {
 		if t.Cert == "" || t.Key == "" {
 			p.add("server: tls needs cert and key")

@@ -29,6 +29,8 @@ type serverFlags struct {
 	shutdown               time.Duration
 	debugAddr              string
 	gcPercent              int
+	clock                  string
+	clockPeriod            time.Duration
 	crypto                 string
 	log                    logFlags
 	// config is the configuration file; without one the flags above
@@ -49,6 +51,8 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.hashes, "hashes", "sha256,sha384,sha512,sha3-256,sha3-384,sha3-512", "comma-separated message-imprint hash allow-list (add sha1 only if you must)")
 	fs.DurationVar(&f.accuracy, "accuracy", time.Second, "declared accuracy put in every token (0 omits it)")
 	fs.DurationVar(&f.precision, "precision", time.Microsecond, "genTime precision")
+	fs.StringVar(&f.clock, "clock", "", "clock sources sampled for the issuance gate, comma-separated: ntp:HOST[:PORT], chrony:HOST:PORT, chrony:/PATH.sock, kernel; or unverified. Overrides the file's server.clock.sources. Default: the file's, else kernel (serve) or unverified (dev)")
+	fs.DurationVar(&f.clockPeriod, "clock-period", 16*time.Second, "time between clock samples; overrides the file's server.clock.period when given")
 	fs.Int64Var(&f.maxBody, "max-body", 64<<10, "request body limit in bytes")
 	fs.BoolVar(&f.tsaName, "tsa-name", false, "put the certificate subject in TSTInfo.tsa")
 	f.log.register(fs)
@@ -133,4 +137,37 @@ func accuracyOf(d time.Duration) *rfc3161.Accuracy {
 		Millis:  int(d % time.Second / time.Millisecond),
 		Micros:  int(d % time.Millisecond / time.Microsecond),
 	}
+}
+
+// applyClock settles the clock section: the --clock flags over the file's,
+// and when neither says, the kernel's view for a production server and an
+// unverified clock for a development one.
+func (f *serverFlags) applyClock(cfg *config.File, kf keyFiles) {
+	c := cfg.Server.Clock
+	if f.set["clock"] {
+		c = &config.Clock{}
+		if cfg.Server.Clock != nil {
+			*c = *cfg.Server.Clock
+		}
+		c.Sources, c.Unverified = nil, false
+		for _, s := range strings.Split(f.clock, ",") {
+			switch s = strings.TrimSpace(s); s {
+			case "":
+			case "unverified":
+				c.Unverified = true
+			default:
+				c.Sources = append(c.Sources, s)
+			}
+		}
+	}
+	if c == nil {
+		c = &config.Clock{Sources: []string{"kernel"}}
+		if kf.dev {
+			c = &config.Clock{Unverified: true}
+		}
+	}
+	if f.set["clock-period"] {
+		c.Period = config.Duration(f.clockPeriod)
+	}
+	cfg.Server.Clock = c
 }

@@ -83,6 +83,7 @@ func (r *reloader) reload(ctx context.Context) {
 		return
 	}
 	r.flags.applyOverrides(cfg, r.kf)
+	r.flags.applyClock(cfg, r.kf)
 	if err := cfg.Check(); err != nil {
 		r.refuse(ctx, source, cfg.SHA256, problemsOf(err))
 		return
@@ -152,7 +153,7 @@ func needsRestart(old, cur *config.File) []string {
 	a, _ := json.Marshal(old.Server)
 	b, _ := json.Marshal(cur.Server)
 	if !bytes.Equal(a, b) {
-		problems = append(problems, "server: the listen address, TLS and limits change only on a restart")
+		problems = append(problems, "server: the listen address, TLS, limits and clock change only on a restart")
 	}
 	if !maps.Equal(tcpAddrs(old), tcpAddrs(cur)) {
 		problems = append(problems, "services: tcp sockets are opened at start; adding, moving or removing one needs a restart")

@@ -68,6 +68,13 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if w.retired, err = retiredKeys(ctx, store); err != nil {
 		return err
 	}
+	var mon *clockMonitor
+	if !cfg.Server.Clock.Unverified {
+		if mon, err = newClockMonitor(cfg.Server.Clock, store, f.node, log); err != nil {
+			return err
+		}
+		w.gate = mon.gate
+	}
 	gen, err := build(cfg, w)
 	if err != nil {
 		return fmt.Errorf("configuration %s: %w", sourceOf(cfg), err)
@@ -75,6 +82,22 @@ func serve(f *serverFlags, kf keyFiles) error {
 	live := &liveServices{}
 	live.gen.Store(gen)
 	defer func() { live.gen.Load().close() }()
+	clockLine := "clock: UNVERIFIED — not sampled, tokens declare no accuracy (set server.clock.sources, or --clock)"
+	if mon != nil {
+		mon.accuracies = live.accuracies
+		// The first round is taken before the first request: the gate is
+		// closed until a sample is on the record.
+		a, err := mon.round(ctx)
+		if err != nil {
+			return err
+		}
+		clockLine = mon.describe(a)
+		mctx, stopClock := context.WithCancel(ctx)
+		sampling := make(chan struct{})
+		go func() { defer close(sampling); mon.run(mctx) }()
+		// Stops before the store closes: the monitor records events.
+		defer func() { stopClock(); <-sampling }()
+	}
 	if err := recordConfigured(ctx, store, f.node, gen); err != nil {
 		return fmt.Errorf("record the configuration: %w", err)
 	}
@@ -158,6 +181,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	fmt.Printf("data: %s\n", f.data)
 	fmt.Printf("signing: %s\n", first.how)
+	fmt.Println(clockLine)
 	if tlog != nil {
 		where := "verifier key " + tlog.keyFile
 		if tlog.hsm != nil {
@@ -204,6 +228,7 @@ func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
 		if err != nil {
 			return nil, err
 		}
+		f.applyClock(cfg, kf)
 		return cfg, cfg.Check()
 	}
 	cfg, err := config.Read(f.config)
@@ -211,6 +236,7 @@ func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
 		return nil, err
 	}
 	f.applyOverrides(cfg, kf)
+	f.applyClock(cfg, kf)
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", f.config, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/upstream"
 	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
 	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -66,8 +67,11 @@ type wiring struct {
 	// retired maps the fingerprints of retired keys to the reason.
 	retired  map[string]string
 	recorder tsa.Recorder
-	log      *slog.Logger
-	now      time.Time
+	// gate holds every service to its declared accuracy; nil when the
+	// clock runs unverified.
+	gate *clock.Gate
+	log  *slog.Logger
+	now  time.Time
 }
 
 // build turns a validated configuration into services. Like validation it
@@ -180,6 +184,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		Recorder:      w.recorder,
 		Log:           w.log,
 		Countersigner: counter,
+		Gate:          w.gate,
 	})
 	if err != nil {
 		return nil, []string{err.Error()}

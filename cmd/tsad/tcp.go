@@ -16,6 +16,17 @@ import (
 // liveServices holds the current generation of services; a reload swaps it.
 type liveServices struct{ gen atomic.Pointer[generation] }
 
+// accuracies are the declared accuracies of the running services, which
+// the clock monitor judges each round by.
+func (l *liveServices) accuracies() map[string]time.Duration {
+	g := l.gen.Load()
+	out := make(map[string]time.Duration, len(g.byName))
+	for n, b := range g.byName {
+		out[n] = b.svc.ClockAccuracy()
+	}
+	return out
+}
+
 // liveService is the service of one name in whatever generation is
 // current: a socket listener outlives reloads, the services behind it do not.
 type liveService struct {
