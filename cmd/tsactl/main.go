@@ -13,6 +13,7 @@ commands:
   request FILE   make a TimeStampReq for FILE, send it, save the reply
   verify         check a reply against the data or the query and a CA
   bench          load a TSA and print tokens/s, latency percentiles and errors
+  calibrate URL  measure the TSA's clock against ours: genTime against query and reply times
   log            check the transparency log: verify a token's proof, monitor, audit
   apikey         make an API key for the api-key filter, and its configuration entry
   hsm            the signing keys' lifecycle in a PKCS#11 token: init-token, keygen, csr, import-cert, list, retire
@@ -26,12 +27,13 @@ func main() {
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"request": runRequest,
-		"verify":  runVerify,
-		"bench":   runBench,
-		"log":     runLog,
-		"apikey":  runAPIKey,
-		"hsm":     runHSM,
+		"request":   runRequest,
+		"verify":    runVerify,
+		"bench":     runBench,
+		"calibrate": runCalibrate,
+		"log":       runLog,
+		"apikey":    runAPIKey,
+		"hsm":       runHSM,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {
