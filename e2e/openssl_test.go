@@ -13,7 +13,7 @@ import (
 func TestOpenSSLQueryAndVerify(t *testing.T) {
 	openssl := requireTool(t, "openssl")
 	data := t.TempDir()
-	srv := startServer(t, data)
+	srv := startServer(t, data, verifiedClock(t)...)
 	work := t.TempDir()
 	doc := filepath.Join(work, "doc.txt")
 	if err := os.WriteFile(doc, []byte("a document that existed at this time\n"), 0o644); err != nil {

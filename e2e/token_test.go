@@ -19,7 +19,7 @@ import (
 // (which, unlike real clients, refuses a malformed genTime). Nonces of any
 // size and sign come back byte-exact.
 func TestTokenFields(t *testing.T) {
-	srv := startServer(t, t.TempDir())
+	srv := startServer(t, t.TempDir(), verifiedClock(t)...)
 	big256, _ := new(big.Int).SetString("f00dfacecafebabe0123456789abcdef00112233445566778899aabbccddeeff", 16)
 	cases := []struct {
 		name  string
@@ -83,7 +83,7 @@ func TestTokenFields(t *testing.T) {
 
 // TestTsactlRequestAndVerify runs the project's own client end to end.
 func TestTsactlRequestAndVerify(t *testing.T) {
-	srv := startServer(t, t.TempDir())
+	srv := startServer(t, t.TempDir(), verifiedClock(t)...)
 	work := t.TempDir()
 	doc := filepath.Join(work, "doc.bin")
 	os.WriteFile(doc, []byte("tsactl end to end"), 0o644)
