@@ -59,3 +59,32 @@ func TestClockProblems(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseClockSource: whatever is accepted names a known kind and reads
+// back the same from its canonical form.
+func FuzzParseClockSource(f *testing.F) {
+	for _, s := range []string{"kernel", "ntp:a.example", "ntp:127.0.0.1:123", "chrony:/run/c.sock", "chrony:h:323", "ntp:[::1]:1", "x:y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		cs, err := ParseClockSource(s)
+		if err != nil {
+			return
+		}
+		canon := cs.Kind
+		switch cs.Kind {
+		case "kernel":
+		case "ntp", "chrony":
+			if cs.Address == "" {
+				t.Fatalf("%q: %s without an address", s, cs.Kind)
+			}
+			canon += ":" + cs.Address
+		default:
+			t.Fatalf("%q: kind %q", s, cs.Kind)
+		}
+		again, err := ParseClockSource(canon)
+		if err != nil || again != cs {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, cs, canon, again, err)
+		}
+	})
+}

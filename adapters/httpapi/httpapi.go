@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/translog"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
@@ -68,6 +69,9 @@ type Config struct {
 	// which the log's lag is measured.
 	LogStatus func() translog.Status
 	StoreHead func() uint64
+	// Clock, when set, reports the clock gate's current assessment: a
+	// closed gate makes /healthz fail, since no token can be issued.
+	Clock func() (clock.Assessment, bool)
 }
 
 // Handler is the TSA's HTTP handler.
@@ -266,6 +270,9 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "# TYPE chronolog_store_head_position gauge\n")
 		fmt.Fprintf(w, "chronolog_store_head_position %d\n", h.cfg.StoreHead())
 	}
+	if h.cfg.Clock != nil {
+		h.clockMetrics(w)
+	}
 	if h.cfg.LogStatus == nil {
 		return
 	}
@@ -294,6 +301,28 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "chronolog_log_lag_seconds_count %d\n", st.LagSamples)
 }
 
+func (h *Handler) clockMetrics(w io.Writer) {
+	a, _ := h.cfg.Clock()
+	synced, age := 0, 0.0
+	if a.Synchronised {
+		synced = 1
+	}
+	if !a.At.IsZero() {
+		age = time.Since(a.At).Seconds()
+	}
+	for _, m := range []struct {
+		name, help string
+		v          any
+	}{
+		{"chronolog_clock_synchronised", "1 while a quorum of clock sources agree.", synced},
+		{"chronolog_clock_bound_seconds", "How far the clock may be from UTC at the last sample.", a.Bound.Seconds()},
+		{"chronolog_clock_offset_seconds", "Median offset of the agreeing sources at the last sample.", a.Offset.Seconds()},
+		{"chronolog_clock_sample_age_seconds", "Age of the last recorded clock sample.", age},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", m.name, m.help, m.name, m.name, m.v)
+	}
+}
+
 // lagEvents is how far the log trails the store, in positions.
 func (h *Handler) lagEvents(st translog.Status) uint64 {
 	head := st.Seen
@@ -308,7 +337,21 @@ func (h *Handler) lagEvents(st translog.Status) uint64 {
 // so it is reported, not failed.
 func (h *Handler) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok\n")
+	if h.cfg.Clock != nil {
+		a, ok := h.cfg.Clock()
+		if !ok || !a.Synchronised {
+			// A load balancer must send no one here: every request would
+			// be answered timeNotAvailable.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "clock: not synchronised: %s\n", a.Reason)
+			return
+		}
+		io.WriteString(w, "ok\n")
+		fmt.Fprintf(w, "clock: synchronised within %v at %s (%d of %d sources agree)\n",
+			a.Bound.Round(time.Microsecond), a.At.Format(time.RFC3339), a.Agreeing, a.Sources)
+	} else {
+		io.WriteString(w, "ok\n")
+	}
 	if h.cfg.LogStatus == nil {
 		return
 	}

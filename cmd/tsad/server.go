@@ -122,6 +122,9 @@ func serve(f *serverFlags, kf keyFiles) error {
 		Log:            log,
 		StoreHead:      store.Head,
 	}
+	if mon != nil {
+		hcfg.Clock = mon.gate.Current
+	}
 	if tlog != nil {
 		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
 		hcfg.LogStatus = tlog.writer.Status
