@@ -88,3 +88,24 @@ func FuzzParseClockSource(f *testing.F) {
 		}
 	})
 }
+
+func TestAPITokens(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	ok := "server:\n  api:\n    tokens:\n      - {name: alice, sha256: '" + digest + "', roles: [auditor, billing]}\n" + strings.TrimPrefix(good, "\n")
+	if _, err := Parse([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ tokens, want string }{
+		"a clear token":  {"[{name: a, sha256: 'chl_secret', roles: [auditor]}]", "store the token's digest"},
+		"no role":        {"[{name: a, sha256: '" + digest + "', roles: []}]", "roles: at least one"},
+		"unknown role":   {"[{name: a, sha256: '" + digest + "', roles: [root]}]", `role "root" is not one of`},
+		"twice the name": {"[{name: a, sha256: '" + digest + "', roles: [auditor]}, {name: a, sha256: '" + digest + "', roles: [billing]}]", `name "a" is listed twice`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte("server:\n  api:\n    tokens: " + tc.tokens + "\n" + strings.TrimPrefix(good, "\n")))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

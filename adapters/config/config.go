@@ -50,6 +50,8 @@ type Server struct {
 	// Clock is the clock-quality sampling and issuance gate; nil leaves
 	// the choice to the command (see Clock).
 	Clock *Clock `yaml:"clock,omitempty" json:"clock,omitempty"`
+	// API is the read-side query API; without tokens it answers 401.
+	API *API `yaml:"api,omitempty" json:"api,omitempty"`
 }
 
 // TLS configures the HTTPS listener.

@@ -88,6 +88,9 @@ func (s *Server) validate(p *problems) {
 	if s.Clock != nil {
 		s.Clock.validate(p)
 	}
+	if s.API != nil {
+		s.API.validate(p)
+	}
 	if t := s.TLS; t != nil {
 		if t.Cert == "" || t.Key == "" {
 			p.add("server: tls needs cert and key")
