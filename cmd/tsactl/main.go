@@ -16,6 +16,8 @@ commands:
   calibrate URL  measure the TSA's clock against ours: genTime against query and reply times
   log            check the transparency log: verify a token's proof, monitor, audit
   apikey         make an API key for the api-key filter, and its configuration entry
+  replay         rebuild read models from the event store, to a position or a time, and check them
+  export         write a period's compliance bundle (events, tokens, log proofs, timestamped manifest), or verify one
   hsm            the signing keys' lifecycle in a PKCS#11 token: init-token, keygen, csr, import-cert, list, retire
 
 Run 'tsactl <command> -h' for its flags.
@@ -34,6 +36,8 @@ func main() {
 		"log":       runLog,
 		"apikey":    runAPIKey,
 		"hsm":       runHSM,
+		"replay":    runReplay,
+		"export":    runExport,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

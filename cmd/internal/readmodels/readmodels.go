@@ -1,0 +1,91 @@
+// Package readmodels lists Chronolog's projections, for the server that
+// keeps them live and the tools that rebuild and check them.
+package readmodels
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/chronolog/chronolog/projections"
+)
+
+// constructors are the projections in the order they are listed.
+var constructors = []func() projections.Projection{}
+
+// All returns a fresh instance of every projection.
+func All() []projections.Projection {
+	out := make([]projections.Projection, 0, len(constructors))
+	for _, mk := range constructors {
+		out = append(out, mk())
+	}
+	return out
+}
+
+// Names lists the projections' names.
+func Names() []string {
+	var out []string
+	for _, p := range All() {
+		out = append(out, p.Name())
+	}
+	return out
+}
+
+// Select returns the projections named in a comma-separated list, or all.
+func Select(list string) ([]projections.Projection, error) {
+	if list == "" || list == "all" {
+		return All(), nil
+	}
+	all := All()
+	var out []projections.Projection
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		i := slices.IndexFunc(all, func(p projections.Projection) bool { return p.Name() == n })
+		if i < 0 {
+			return nil, fmt.Errorf("no projection %q (there are %s)", n, strings.Join(Names(), ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// OpenLive opens the existing read stores of ps in dir; a missing one is
+// an error, not a new empty store.
+func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*projections.Store, error) {
+	var out []*projections.Store
+	for _, p := range ps {
+		path := filepath.Join(dir, p.Name()+".db")
+		if _, err := os.Stat(path); err != nil {
+			CloseAll(out)
+			return nil, fmt.Errorf("live read store of %s: %w", p.Name(), err)
+		}
+		s, err := projections.Open(ctx, path, p)
+		if err != nil {
+			CloseAll(out)
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// CloseAll closes stores.
+func CloseAll(stores []*projections.Store) {
+	for _, s := range stores {
+		s.Close()
+	}
+}
+
+// LowestCheckpoint is the smallest checkpoint of stores.
+func LowestCheckpoint(stores []*projections.Store) uint64 {
+	var low uint64
+	for i, s := range stores {
+		if i == 0 || s.Checkpoint() < low {
+			low = s.Checkpoint()
+		}
+	}
+	return low
+}
