@@ -1,0 +1,470 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/projections"
+)
+
+func open(t testing.TB) (*projections.Store, *Projection) {
+	t.Helper()
+	p := New()
+	s, err := projections.Open(context.Background(), t.TempDir()+"/x.db", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, p
+}
+
+func apply(t testing.TB, s *projections.Store, evs ...projections.Event) {
+	t.Helper()
+	if err := s.Apply(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dump returns every row of table, as text, in a stable order.
+func dump(t testing.TB, db *sql.DB, table string) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT * FROM ` + table + ` ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%v", vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestKnowsEveryEventType(t *testing.T) {
+	s, _ := open(t)
+	all := samples(t)
+	l := &log{t: t}
+	for _, typ := range events.Types() {
+		sample, ok := all[typ]
+		if !ok {
+			t.Errorf("%s: no sample event: add one to samples()", typ)
+			continue
+		}
+		e := l.add(streamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
+		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
+			if errors.Is(err, projections.ErrUnknownEventType) {
+				t.Errorf("%s: unknown to the archive: %v", typ, err)
+			} else {
+				t.Errorf("%s: %v", typ, err)
+			}
+		}
+	}
+}
+
+func TestRefusesAnUnknownEventType(t *testing.T) {
+	s, p := open(t)
+	l := &log{t: t}
+	r := req{serial: serialAt(time.Now()), service: "default", digest: randomHex(32), at: time.Now().UTC()}
+	good := l.requested(r)
+	bad := l.add("x", time.Now(), events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
+	bad.Type = "Nonsense.v1"
+	err := s.Apply(context.Background(), []projections.Event{good, bad})
+	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
+		t.Fatalf("got %v, want ErrUnknownEventType naming Nonsense.v1", err)
+	}
+	if s.Checkpoint() != 0 {
+		t.Fatalf("checkpoint moved to %d", s.Checkpoint())
+	}
+	if len(p.pending) != 0 {
+		t.Fatalf("rolled back batch left %d pending requests", len(p.pending))
+	}
+	if rows := dump(t, s.DB(), "archive_pending"); len(rows) != 0 {
+		t.Fatalf("pending rows %v", rows)
+	}
+}
+
+func TestApply(t *testing.T) {
+	at := time.Date(2026, 11, 22, 16, 7, 45, 123456789, time.UTC)
+	gen := at.Add(1500 * time.Microsecond)
+	type want struct {
+		entries []Entry // by serial order of the requests
+		pending int
+	}
+	tests := []struct {
+		name string
+		// batches returns the batches to apply, given the requests.
+		batches func(l *log, rs []req) [][]projections.Event
+		reqs    []req
+		want    want
+	}{
+		{
+			name: "issued in one batch",
+			reqs: []req{{service: "default", client: "CN=alice,O=Example", protocol: ""}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				return [][]projections.Event{l.request(rs[0])}
+			},
+			want: want{entries: []Entry{{Service: "default", Client: "CN=alice,O=Example", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
+		},
+		{
+			name: "request split across batches",
+			reqs: []req{{service: "eu", protocol: "rfc3161"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				evs := l.request(rs[0])
+				return [][]projections.Event{evs[:1], evs[1:3], evs[3:]}
+			},
+			want: want{entries: []Entry{{Service: "eu", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
+		},
+		{
+			name: "authenticode",
+			reqs: []req{{service: "codesign", protocol: ProtocolAuthenticode, client: "build"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				return [][]projections.Event{l.request(rs[0])}
+			},
+			want: want{entries: []Entry{{Service: "codesign", Client: "build", Protocol: "authenticode", HashAlgorithm: "sha256", ReceivedAt: at}}},
+		},
+		{
+			name: "service falls back to the request's",
+			reqs: []req{{service: "legacy"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				evs := l.request(rs[0])
+				evs[3].Service = ""
+				return [][]projections.Event{evs}
+			},
+			want: want{entries: []Entry{{Service: "legacy", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
+		},
+		{
+			name: "issued without its request",
+			reqs: []req{{service: "default"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				return [][]projections.Event{{l.issued(rs[0])}}
+			},
+			want: want{entries: []Entry{{Service: "default", Protocol: "rfc3161", HashAlgorithm: "", HashedMessage: "-"}}},
+		},
+		{
+			name: "rejected and forwarded leave nothing",
+			reqs: []req{{service: "default"}, {service: "default"}, {service: "proxy"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				return [][]projections.Event{{
+					l.requested(rs[0]), l.rejected(rs[0], "rejection"),
+					l.requested(rs[1]), l.rejected(rs[1], "refused"),
+					l.requested(rs[2]), l.forwarded(rs[2]),
+				}}
+			},
+		},
+		{
+			name: "rejected in a later batch drops the pending row",
+			reqs: []req{{service: "default"}, {service: "proxy"}, {service: "default"}},
+			batches: func(l *log, rs []req) [][]projections.Event {
+				return [][]projections.Event{
+					{l.requested(rs[0]), l.requested(rs[1]), l.requested(rs[2])},
+					{l.rejected(rs[0], "rejection"), l.forwarded(rs[1])},
+				}
+			},
+			want: want{pending: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := open(t)
+			l := &log{t: t}
+			for i := range tt.reqs {
+				tt.reqs[i].serial = serialAt(at.Add(time.Duration(i) * time.Millisecond))
+				tt.reqs[i].digest = randomHex(32)
+				tt.reqs[i].at = at
+			}
+			var last uint64
+			for _, b := range tt.batches(l, tt.reqs) {
+				apply(t, s, b...)
+				last = b[len(b)-1].Position
+			}
+			if s.Checkpoint() != last {
+				t.Fatalf("checkpoint %d, want %d", s.Checkpoint(), last)
+			}
+			if n := len(dump(t, s.DB(), "archive_pending")); n != tt.want.pending {
+				t.Errorf("%d pending rows, want %d", n, tt.want.pending)
+			}
+			got, err := Search(context.Background(), s.DB(), Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want.entries) {
+				t.Fatalf("%d entries, want %d: %+v", len(got), len(tt.want.entries), got)
+			}
+			for i, w := range tt.want.entries {
+				r := tt.reqs[i]
+				w.Serial, w.Stream = r.serial, events.RequestStream(r.serial)
+				switch w.HashedMessage {
+				case "-":
+					w.HashedMessage = ""
+				default:
+					w.HashedMessage = r.digest
+				}
+				w.GenTime, w.Policy, w.Signer, w.ClockSample = gen, policy, signer, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+				g := got[i]
+				if g.Position == 0 {
+					t.Errorf("entry %d: no position", i)
+				}
+				w.Position = g.Position
+				if g != w {
+					t.Errorf("entry %d\n got %+v\nwant %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+// TestIdempotent: a batch delivered twice, or again to a reopened store,
+// leaves the same rows.
+func TestIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/x.db"
+	s, err := projections.Open(ctx, path, New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &log{t: t}
+	at := time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC)
+	var batch []projections.Event
+	for i := range 20 {
+		r := req{serial: serialAt(at.Add(time.Duration(i) * time.Second)), service: "default", digest: randomHex(32), at: at.Add(time.Duration(i) * time.Second)}
+		batch = append(batch, l.request(r)...)
+	}
+	// The last request's conclusion is in no batch yet: a pending row.
+	batch = batch[:len(batch)-1]
+	apply(t, s, batch...)
+	entries, pending := dump(t, s.DB(), "archive"), dump(t, s.DB(), "archive_pending")
+	if len(entries) != 19 || len(pending) != 1 {
+		t.Fatalf("%d entries, %d pending", len(entries), len(pending))
+	}
+	apply(t, s, batch...)
+	if got := dump(t, s.DB(), "archive"); !slices.Equal(got, entries) {
+		t.Fatalf("after a second delivery\n%v\nwant\n%v", got, entries)
+	}
+	s.Close()
+	s, err = projections.Open(ctx, path, New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	apply(t, s, batch[10:]...)
+	if got := dump(t, s.DB(), "archive"); !slices.Equal(got, entries) {
+		t.Fatalf("after reopening\n%v\nwant\n%v", got, entries)
+	}
+	if got := dump(t, s.DB(), "archive_pending"); !slices.Equal(got, pending) {
+		t.Fatalf("pending after reopening\n%v\nwant\n%v", got, pending)
+	}
+}
+
+func TestQueries(t *testing.T) {
+	ctx := context.Background()
+	s, _ := open(t)
+	l := &log{t: t}
+	day := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	shared := randomHex(32)
+	var reqs []req
+	// Ten requests a minute apart, alternating services and clients; two
+	// pairs share a genTime, two requests share an imprint.
+	for i := range 10 {
+		at := day.Add(time.Duration(i/2*2) * time.Minute)
+		r := req{serial: serialAt(at), service: []string{"a", "b"}[i%2], client: []string{"", "CN=x", "CN=y"}[i%3], digest: randomHex(32), at: at}
+		if i == 3 || i == 7 {
+			r.digest = shared
+		}
+		reqs = append(reqs, r)
+		apply(t, s, l.request(r)...)
+	}
+	db := s.DB()
+	serials := func(es []Entry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Serial)
+		}
+		return out
+	}
+	// sorted returns the serials of reqs[i] for is, in (genTime, serial) order.
+	sorted := func(is ...int) []string {
+		rs := make([]req, 0, len(is))
+		for _, i := range is {
+			rs = append(rs, reqs[i])
+		}
+		slices.SortFunc(rs, func(a, b req) int {
+			if c := a.at.Compare(b.at); c != 0 {
+				return c
+			}
+			return strings.Compare(a.serial, b.serial)
+		})
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.serial)
+		}
+		return out
+	}
+
+	t.Run("by serial", func(t *testing.T) {
+		e, err := BySerial(ctx, db, strings.ToUpper(reqs[4].serial))
+		if err != nil || e.Serial != reqs[4].serial || e.HashedMessage != reqs[4].digest || e.Service != "a" {
+			t.Fatalf("%+v %v", e, err)
+		}
+		if _, err := BySerial(ctx, db, "abcdef"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing serial: %v", err)
+		}
+	})
+	t.Run("by imprint", func(t *testing.T) {
+		got, err := ByImprint(ctx, db, "sha256", strings.ToUpper(shared))
+		if err != nil || !slices.Equal(serials(got), sorted(3, 7)) {
+			t.Fatalf("%v %v", serials(got), err)
+		}
+		if got, _ := ByImprint(ctx, db, "", shared); len(got) != 2 {
+			t.Fatalf("any algorithm: %d", len(got))
+		}
+		if got, _ := ByImprint(ctx, db, "sha384", shared); len(got) != 0 {
+			t.Fatalf("sha384: %d", len(got))
+		}
+		if _, err := ByImprint(ctx, db, "sha256", "xyz"); !errors.Is(err, ErrInvalidImprint) {
+			t.Fatalf("invalid digest: %v", err)
+		}
+	})
+	searches := []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"all", Query{}, sorted(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)},
+		{"service", Query{Service: "b"}, sorted(1, 3, 5, 7, 9)},
+		{"client", Query{Client: "CN=x"}, sorted(1, 4, 7)},
+		{"service and client", Query{Service: "a", Client: "CN=y"}, sorted(2, 8)},
+		{"from to", Query{From: day.Add(2 * time.Minute), To: day.Add(6 * time.Minute)}, sorted(2, 3, 4, 5)},
+		{"limit", Query{Limit: 3}, sorted(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)[:3]},
+		{"none", Query{Service: "c"}, nil},
+	}
+	for _, tt := range searches {
+		t.Run("search "+tt.name, func(t *testing.T) {
+			got, err := Search(ctx, db, tt.q)
+			if err != nil || !slices.Equal(serials(got), tt.want) {
+				t.Fatalf("got %v %v\nwant %v", serials(got), err, tt.want)
+			}
+			tt.q.Limit = 0
+			n, err := Count(ctx, db, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.name != "limit" && n != len(tt.want) {
+				t.Fatalf("count %d, want %d", n, len(tt.want))
+			}
+		})
+	}
+	t.Run("pages", func(t *testing.T) {
+		var all []string
+		q := Query{Limit: 3}
+		for {
+			page, err := Search(ctx, db, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			all = append(all, serials(page)...)
+			q.After = page[len(page)-1].Serial
+		}
+		if want := sorted(0, 1, 2, 3, 4, 5, 6, 7, 8, 9); !slices.Equal(all, want) {
+			t.Fatalf("paged %v\nwant %v", all, want)
+		}
+		if _, err := Search(ctx, db, Query{After: "abc"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown cursor: %v", err)
+		}
+	})
+}
+
+func TestParseUTC(t *testing.T) {
+	for _, s := range []string{
+		"2026-11-22T16:07:45Z", "2026-11-22T16:07:45.1Z", "2026-11-22T16:07:45.123456789Z", "2024-02-29T23:59:59.000000001Z",
+		"1970-01-01T00:00:00Z", "1969-12-31T23:59:59.5Z", "2000-03-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "0001-01-01T00:00:00Z",
+	} {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := unixNano([]byte(`"` + s + `"`))
+		if n, ok := parseUTC([]byte(`"` + s + `"`)); !ok || err != nil || got != want.UnixNano() || n != got {
+			t.Errorf("%s: %d %v %v, want %d", s, got, ok, err, want.UnixNano())
+		}
+	}
+	for _, s := range []string{"2026-11-22T16:07:45+01:00", "2026-02-30T00:00:00Z", "2026-11-22T16:07:45.Z", "2026-11-22 16:07:45Z", "2026-11-22T16:07:45.1234567890Z"} {
+		if _, ok := parseUTC([]byte(`"` + s + `"`)); ok {
+			t.Errorf("%s: decoded by the fast path", s)
+		}
+	}
+	if n, err := unixNano([]byte(`"2026-11-22T17:07:45+01:00"`)); err != nil || n != time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC).UnixNano() {
+		t.Errorf("offset: %d %v", n, err)
+	}
+}
+
+// TestQueriesUseIndexes: no query of the package scans the archive.
+func TestQueriesUseIndexes(t *testing.T) {
+	s, _ := open(t)
+	db := s.DB()
+	digest := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	type plan struct {
+		query string
+		args  []any
+		index string
+	}
+	imprint := func(alg string) plan {
+		q, args := imprintSQL(alg, digest)
+		return plan{q, args, "archive_imprint"}
+	}
+	search := func(q Query, c *cursor, index string) plan {
+		sq, args := searchSQL(q, c)
+		return plan{sq, args, index}
+	}
+	from, to := time.Now().Add(-time.Hour), time.Now()
+	for _, tt := range []plan{
+		{bySerialSQL, []any{"ab"}, "sqlite_autoindex_archive_1"},
+		imprint("sha256"),
+		imprint(""),
+		search(Query{Service: "a", From: from, To: to}, nil, "archive_service_time"),
+		search(Query{Service: "a"}, &cursor{1, "ab"}, "archive_service_time"),
+		search(Query{Client: "a"}, nil, "archive_client_time"),
+		search(Query{From: from, To: to}, nil, "archive_gen_time"),
+		search(Query{}, nil, "archive_gen_time"),
+		search(Query{}, &cursor{1, "ab"}, "archive_gen_time"),
+	} {
+		rows, err := db.Query(`EXPLAIN QUERY PLAN `+tt.query, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, tt.index) {
+			t.Errorf("%s\nplan %s, want %s", tt.query, p, tt.index)
+		}
+	}
+}
