@@ -72,6 +72,9 @@ type Config struct {
 	// Clock, when set, reports the clock gate's current assessment: a
 	// closed gate makes /healthz fail, since no token can be issued.
 	Clock func() (clock.Assessment, bool)
+	// API, when set, serves the read side under /api/ (its own
+	// authentication: bearer tokens with roles).
+	API http.Handler
 }
 
 // Handler is the TSA's HTTP handler.
@@ -108,6 +111,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.mux.Handle("/", http.HandlerFunc(h.timestamp))
 	h.mux.HandleFunc("GET /healthz", h.serveHealth)
+	if cfg.API != nil {
+		h.mux.Handle("/api/", cfg.API)
+	}
 	if cfg.TransparencyLog != nil {
 		cfg.TransparencyLog.register(h.mux)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -16,7 +17,10 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	var documented []string
 	for _, m := range regexp.MustCompile(`(?m)^  (/[^:]*):$`).FindAllStringSubmatch(string(raw), -1) {
-		documented = append(documented, m[1])
+		// The query API's routes are held to it by adapters/queryapi.
+		if !strings.HasPrefix(m[1], "/api/") {
+			documented = append(documented, m[1])
+		}
 	}
 	served := []string{"/tsa", "/healthz", "/metrics", "/log/v1/tiles/{path}"}
 	for p := range (&LogAPI{}).routes() {

@@ -24,7 +24,7 @@ func runReplay(args []string) error {
 	fs := flag.NewFlagSet("tsactl replay", flag.ContinueOnError)
 	data := fs.String("data", "data", "the server's data directory (its events.db is read, never written)")
 	names := fs.String("projections", "all", "comma-separated projections to rebuild: "+strings.Join(readmodels.Names(), ", ")+", or all")
-	out := fs.String("out", "", "fresh directory for the rebuilt read stores (default DATA/replay-<time>)")
+	out := fs.String("out", "", "fresh directory for the rebuilt read stores (default a new DATA/replay-<time>-<random>)")
 	until := fs.String("until", "", "stop after this position, or before the first event recorded after this time (RFC 3339): the read models as they were then")
 	verify := fs.Bool("verify", false, "re-check every token (signature, imprint, serial) and compare the rebuilt read models with the live ones in DATA/read")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -45,8 +45,15 @@ func runReplay(args []string) error {
 			return fmt.Errorf("--until %q is neither a position nor an RFC 3339 time", *until)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(*data, "events.db")); err != nil {
+		return fmt.Errorf("no event store in %s: %w", *data, err)
+	}
 	if *out == "" {
-		*out = filepath.Join(*data, "replay-"+time.Now().UTC().Format("20060102T150405Z"))
+		dir, err := os.MkdirTemp(*data, "replay-"+time.Now().UTC().Format("20060102T150405Z")+"-")
+		if err != nil {
+			return err
+		}
+		*out = dir
 	}
 	if entries, err := os.ReadDir(*out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%s is not empty: replay builds fresh read stores", *out)
@@ -55,9 +62,6 @@ func runReplay(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	if _, err := os.Stat(filepath.Join(*data, "events.db")); err != nil {
-		return fmt.Errorf("no event store in %s: %w", *data, err)
-	}
 	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(*data, "events.db")})
 	if err != nil {
 		return fmt.Errorf("open the event store: %w", err)

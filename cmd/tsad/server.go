@@ -115,6 +115,12 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if tlog != nil {
 		defer tlog.stop()
 	}
+	proj, err := startProjections(ctx, store, f.data, liveProjections(), log)
+	if err != nil {
+		return fmt.Errorf("projections: %w", err)
+	}
+	// The runner stops before the store closes: it reads it.
+	defer proj.stop()
 	hcfg := httpapi.Config{
 		Routes:         gen.routes,
 		MaxBody:        cfg.Server.MaxBody,
@@ -124,6 +130,9 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	if mon != nil {
 		hcfg.Clock = mon.gate.Current
+	}
+	if hcfg.API, err = queryAPI(cfg.Server.API, proj, store); err != nil {
+		return err
 	}
 	if tlog != nil {
 		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}

@@ -11,10 +11,20 @@ import (
 	"strings"
 
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/archive"
+	"github.com/chronolog/chronolog/projections/billing"
+	"github.com/chronolog/chronolog/projections/clockview"
+	"github.com/chronolog/chronolog/projections/renewaldue"
 )
 
 // constructors are the projections in the order they are listed.
-var constructors = []func() projections.Projection{}
+var constructors = []func() projections.Projection{
+	func() projections.Projection { return archive.New() },
+	func() projections.Projection { return billing.New() },
+	func() projections.Projection { return clockview.New() },
+	// nil: the catalog shipped with this build.
+	func() projections.Projection { return renewaldue.New(nil) },
+}
 
 // All returns a fresh instance of every projection.
 func All() []projections.Projection {
