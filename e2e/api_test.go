@@ -158,6 +158,10 @@ services:
 	if _, _, body := apiGet(t, api+"/renewal-due/count?by=signatureAlgorithm", auditor); !strings.Contains(string(body), `"key":"ecdsa-p256"`) || !strings.Contains(string(body), `"count":5`) {
 		t.Fatalf("renewal-due by signature algorithm: %s", body)
 	}
+	if _, _, body := apiGet(t, srv.base+"/metrics", ""); !strings.Contains(string(body), `chronolog_projection_lag_events{projection="archive"} 0`) ||
+		!strings.Contains(string(body), `chronolog_projection_failed{projection="renewal-due"} 0`) {
+		t.Fatalf("metrics lack the projections:\n%s", body)
+	}
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
 	}

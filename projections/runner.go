@@ -41,6 +41,11 @@ type RunnerConfig struct {
 	// ResubscribeDelay is the wait before reading again after the event
 	// store failed a read. Default 1 s.
 	ResubscribeDelay time.Duration
+	// Linger is how long the feeder keeps collecting after a batch's
+	// first event, while the batch is under MaxBatch. Each batch costs
+	// every read store a commit: under load a few tens of milliseconds
+	// of lag buy far fewer commits. Default 50 ms; negative disables.
+	Linger time.Duration
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -55,6 +60,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.LagWindow <= 0 {
 		c.LagWindow = 1024
+	}
+	if c.Linger == 0 {
+		c.Linger = 50 * time.Millisecond
 	}
 	if c.ResubscribeDelay <= 0 {
 		c.ResubscribeDelay = time.Second
@@ -233,6 +241,24 @@ func receiver(sub eventstore.Subscription) func(context.Context, int) ([]eventst
 	}
 }
 
+// linger adds to batch what commits within Linger, up to MaxBatch. The
+// wait ending is not an error.
+func (r *Runner) linger(ctx context.Context, recv func(context.Context, int) ([]eventstore.RecordedEvent, error), batch []eventstore.RecordedEvent) ([]eventstore.RecordedEvent, error) {
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.Linger)
+	defer cancel()
+	for len(batch) < r.cfg.MaxBatch {
+		more, err := recv(lctx, r.cfg.MaxBatch-len(batch))
+		batch = append(batch, more...)
+		if err != nil {
+			if lctx.Err() != nil && ctx.Err() == nil {
+				return batch, nil
+			}
+			return batch, err
+		}
+	}
+	return batch, nil
+}
+
 // feed publishes the events after after until ctx ends.
 func (r *Runner) feed(ctx context.Context, sub eventstore.Subscription, after uint64) {
 	defer close(r.feeding)
@@ -249,6 +275,9 @@ func (r *Runner) feed(ctx context.Context, sub eventstore.Subscription, after ui
 			var more []eventstore.RecordedEvent
 			more, err = recv(ctx, r.cfg.MaxBatch-len(batch))
 			batch = append(batch, more...)
+		}
+		if err == nil && len(batch) > 0 && len(batch) < r.cfg.MaxBatch && r.cfg.Linger > 0 {
+			batch, err = r.linger(ctx, recv, batch)
 		}
 		if len(batch) > 0 {
 			if perr := r.bus.Publish(bus.Batch{After: after, Events: batch}); perr != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/translog"
 	"github.com/chronolog/chronolog/domain/tsa"
+	"github.com/chronolog/chronolog/projections"
 )
 
 // Media types of RFC 3161 §3.4.
@@ -75,6 +76,8 @@ type Config struct {
 	// API, when set, serves the read side under /api/ (its own
 	// authentication: bearer tokens with roles).
 	API http.Handler
+	// Projections, when set, reports the live read models in /metrics.
+	Projections func() []projections.ProjectionStatus
 }
 
 // Handler is the TSA's HTTP handler.
@@ -279,6 +282,9 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	if h.cfg.Clock != nil {
 		h.clockMetrics(w)
 	}
+	if h.cfg.Projections != nil {
+		h.projectionMetrics(w)
+	}
 	if h.cfg.LogStatus == nil {
 		return
 	}
@@ -326,6 +332,30 @@ func (h *Handler) clockMetrics(w io.Writer) {
 		{"chronolog_clock_sample_age_seconds", "Age of the last recorded clock sample.", age},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", m.name, m.help, m.name, m.name, m.v)
+	}
+}
+
+func (h *Handler) projectionMetrics(w io.Writer) {
+	st := h.cfg.Projections()
+	for _, m := range []struct {
+		name, help string
+		v          func(projections.ProjectionStatus) any
+	}{
+		{"chronolog_projection_checkpoint", "Position of the last event a read model applied.", func(p projections.ProjectionStatus) any { return p.Checkpoint }},
+		{"chronolog_projection_lag_events", "Events committed but not yet in the read model.", func(p projections.ProjectionStatus) any { return p.LagEvents }},
+		{"chronolog_projection_lag_p99_seconds", "From an event's commit to its read model's, p99 over recent batches.", func(p projections.ProjectionStatus) any { return p.LagP99.Seconds() }},
+		{"chronolog_projection_lag_max_seconds", "The same, the maximum over recent batches.", func(p projections.ProjectionStatus) any { return p.LagMax.Seconds() }},
+		{"chronolog_projection_failed", "1 when the read model stopped on an error (restart replays it from its checkpoint).", func(p projections.ProjectionStatus) any {
+			if p.Failed != "" {
+				return 1
+			}
+			return 0
+		}},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", m.name, m.help, m.name)
+		for _, p := range st {
+			fmt.Fprintf(w, "%s{projection=%q} %v\n", m.name, p.Name, m.v(p))
+		}
 	}
 }
 

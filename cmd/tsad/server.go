@@ -134,6 +134,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if hcfg.API, err = queryAPI(cfg.Server.API, proj, store); err != nil {
 		return err
 	}
+	hcfg.Projections = proj.Status
 	if tlog != nil {
 		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
 		hcfg.LogStatus = tlog.writer.Status

@@ -33,6 +33,13 @@ type Projection struct {
 	// err is why the embedded catalogue could not be loaded; Apply
 	// returns it rather than assess anything without a catalogue.
 	err error
+	// batch holds the hash algorithm of the requests opened in the
+	// current batch: most close in the same batch, and never touch the
+	// pending table. Flush writes the others; Discard forgets them.
+	batch map[string]string
+	// certs caches the certificates read or recorded; Discard clears it,
+	// since a rolled-back batch may have added one.
+	certs map[string]certificate
 }
 
 // New returns the projection assessing tokens with c, or with the embedded
@@ -185,6 +192,7 @@ func (p *Projection) OnSigningKeyActivated(ctx context.Context, tx *projections.
 		certSHA256, keyType, formatTime(notAfter), issuer, serialNumber); err != nil {
 		return fmt.Errorf("certificate %s: %w", certSHA256, err)
 	}
+	delete(p.certs, certSHA256) // the recording just made wins
 	if notAfter.IsZero() {
 		return nil
 	}
@@ -248,11 +256,50 @@ func (p *Projection) OnTimestampRequested(ctx context.Context, tx *projections.T
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO pending (serial, hash_algorithm) VALUES (?, ?)
-		ON CONFLICT (serial) DO UPDATE SET hash_algorithm = excluded.hash_algorithm`, serial, hash); err != nil {
-		return fmt.Errorf("request %s: %w", serial, err)
+	if p.batch == nil {
+		p.batch = map[string]string{}
 	}
+	p.batch[serial] = hash
 	return nil
+}
+
+// Flush writes the requests still open at the batch's end.
+func (p *Projection) Flush(ctx context.Context, tx *projections.Tx) error {
+	for serial, hash := range p.batch {
+		if _, err := tx.Exec(ctx, `INSERT INTO pending (serial, hash_algorithm) VALUES (?, ?)
+			ON CONFLICT (serial) DO UPDATE SET hash_algorithm = excluded.hash_algorithm`, serial, hash); err != nil {
+			return fmt.Errorf("request %s: %w", serial, err)
+		}
+	}
+	clear(p.batch)
+	return nil
+}
+
+// Discard forgets what the rolled-back batch left in memory.
+func (p *Projection) Discard() {
+	clear(p.batch)
+	clear(p.certs)
+}
+
+// pendingHash takes the hash algorithm of an open request out of the
+// batch or the pending table.
+func (p *Projection) pendingHash(ctx context.Context, tx *projections.Tx, serial string) (string, error) {
+	if hash, ok := p.batch[serial]; ok {
+		delete(p.batch, serial)
+		return hash, nil
+	}
+	var hash string
+	err := tx.QueryRow(ctx, `SELECT hash_algorithm FROM pending WHERE serial = ?`, serial).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM pending WHERE serial = ?`, serial); err != nil {
+		return "", err
+	}
+	return hash, nil
 }
 
 // OnTimestampRejected drops a request refused.
@@ -272,7 +319,7 @@ func (p *Projection) closeRequest(ctx context.Context, tx *projections.Tx, e pro
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM pending WHERE serial = ?`, serial); err != nil {
+	if _, err := p.pendingHash(ctx, tx, serial); err != nil {
 		return fmt.Errorf("request %s: %w", serial, err)
 	}
 	return nil
@@ -299,28 +346,13 @@ func (p *Projection) OnTimestampIssued(ctx context.Context, tx *projections.Tx, 
 		return err
 	}
 
-	var hash string
-	err = tx.QueryRow(ctx, `SELECT hash_algorithm FROM pending WHERE serial = ?`, serial).Scan(&hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	hash, err := p.pendingHash(ctx, tx, serial)
+	if err != nil {
 		return fmt.Errorf("token %s: request: %w", serial, err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM pending WHERE serial = ?`, serial); err != nil {
-		return fmt.Errorf("token %s: request: %w", serial, err)
-	}
-
-	var c certificate
-	var notAfter string
-	err = tx.QueryRow(ctx, `SELECT key_type, not_after, issuer, serial_number FROM certificates WHERE cert_sha256 = ?`, signer).
-		Scan(&c.keyType, &notAfter, &c.issuer, &c.serial)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		c = certificate{} // unknown to the record: due at once
-	case err != nil:
-		return fmt.Errorf("token %s: certificate %s: %w", serial, signer, err)
-	default:
-		if c.notAfter, err = parseTime(notAfter); err != nil {
-			return fmt.Errorf("token %s: certificate %s: notAfter: %w", serial, signer, err)
-		}
+	c, err := p.certificate(ctx, tx, signer)
+	if err != nil {
+		return fmt.Errorf("token %s: %w", serial, err)
 	}
 
 	a := renewal.Due(c.token(serial, gen, hash), p.catalog)
@@ -333,6 +365,32 @@ func (p *Projection) OnTimestampIssued(ctx context.Context, tx *projections.Tx, 
 		return fmt.Errorf("token %s: %w", serial, err)
 	}
 	return nil
+}
+
+// certificate reads a TSA certificate by its fingerprint, the zero one
+// when the record never activated it (its tokens are then due at once).
+func (p *Projection) certificate(ctx context.Context, tx *projections.Tx, sha string) (certificate, error) {
+	if c, ok := p.certs[sha]; ok {
+		return c, nil
+	}
+	var c certificate
+	var notAfter string
+	err := tx.QueryRow(ctx, `SELECT key_type, not_after, issuer, serial_number FROM certificates WHERE cert_sha256 = ?`, sha).
+		Scan(&c.keyType, &notAfter, &c.issuer, &c.serial)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return certificate{}, nil // not cached: an activation may come later
+	case err != nil:
+		return c, fmt.Errorf("certificate %s: %w", sha, err)
+	}
+	if c.notAfter, err = parseTime(notAfter); err != nil {
+		return c, fmt.Errorf("certificate %s: notAfter: %w", sha, err)
+	}
+	if p.certs == nil {
+		p.certs = map[string]certificate{}
+	}
+	p.certs[sha] = c
+	return c, nil
 }
 
 // certificate is a TSA certificate as its activation describes it.
