@@ -162,14 +162,27 @@ services:
 		!strings.Contains(string(body), `chronolog_projection_failed{projection="renewal-due"} 0`) {
 		t.Fatalf("metrics lack the projections:\n%s", body)
 	}
+	// Against the running server too, while it keeps issuing.
+	tsactl := filepath.Join(binDir, "tsactl")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			post(t, srv.url, "application/timestamp-query", []byte("keep the live read models moving"))
+		}
+	}()
+	out := run(t, tsactl, "replay", "--data", data, "--verify", "--quiet")
+	<-done
+	if !strings.Contains(out, "verified:   OK") {
+		t.Fatalf("replay --verify against a running server:\n%s", out)
+	}
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
 	}
 
 	// Replay rebuilds every read model and finds it equal to the live one,
 	// each token re-checked.
-	tsactl := filepath.Join(binDir, "tsactl")
-	out := run(t, tsactl, "replay", "--data", data, "--verify", "--quiet")
+	out = run(t, tsactl, "replay", "--data", data, "--verify", "--quiet")
 	for _, want := range []string{"tokens:     5 checked (signature, imprint, serial), 0 problems", "read model: archive", "equal to the live one", "verified:   OK"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("replay --verify lacks %q:\n%s", want, out)

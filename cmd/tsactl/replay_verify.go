@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
@@ -32,7 +33,7 @@ func verifyReplay(ctx context.Context, st *sqlite.Store, data string, rebuilt []
 	}
 	diffs := 0
 	for _, s := range rebuilt {
-		d, err := compareWithLive(ctx, s, filepath.Join(data, "read", s.Name()+".db"))
+		d, err := compareWithLive(ctx, st, s, filepath.Join(data, "read", s.Name()+".db"))
 		if err != nil {
 			return err
 		}
@@ -161,10 +162,12 @@ func fingerprint(c *x509.Certificate) string {
 }
 
 // compareWithLive lists the rows that differ between a rebuilt read store
-// and the live one, table by table.
-func compareWithLive(ctx context.Context, s *projections.Store, livePath string) ([]string, error) {
-	db := s.DB()
-	conn, err := db.Conn(ctx)
+// and the live one, table by table. A running tsad keeps the live one
+// moving: the comparison reads it in one snapshot, and when that snapshot
+// stands further than the rebuilt store, the rebuilt store is brought to
+// the same position first (a few rounds at most under load).
+func compareWithLive(ctx context.Context, st *sqlite.Store, s *projections.Store, livePath string) ([]string, error) {
+	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +176,36 @@ func compareWithLive(ctx context.Context, s *projections.Store, livePath string)
 		return nil, fmt.Errorf("attach %s: %w", livePath, err)
 	}
 	defer conn.ExecContext(context.Background(), `DETACH DATABASE live`)
+	for range 10 {
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		var live uint64
+		err = tx.QueryRowContext(ctx, `SELECT position FROM live.checkpoint WHERE projection = ?`, s.Name()).Scan(&live)
+		if err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("the live %s's checkpoint: %w", s.Name(), err)
+		}
+		if live == s.Checkpoint() {
+			diffs, err := compareTables(ctx, tx)
+			tx.Rollback()
+			return diffs, err
+		}
+		tx.Rollback()
+		if live < s.Checkpoint() {
+			return nil, fmt.Errorf("the live %s stands at %d, behind the rebuilt one at %d: is its projection stopped?", s.Name(), live, s.Checkpoint())
+		}
+		if _, err := projections.Replay(ctx, st, []*projections.Store{s}, projections.ReplayOptions{Until: live}); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("the live %s kept moving: stop tsad, or verify when it is quieter", s.Name())
+}
+
+// compareTables counts, table by table, the rows of main and live that the
+// other lacks.
+func compareTables(ctx context.Context, conn *sql.Tx) ([]string, error) {
 	rows, err := conn.QueryContext(ctx, `SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT IN ('checkpoint') AND name NOT LIKE 'sqlite_%' ORDER BY name`)
 	if err != nil {
 		return nil, err
