@@ -133,8 +133,9 @@ func TestClockGateFaults(t *testing.T) {
 	}
 
 	// A period for the next round, the timeout (half the period) for its
-	// answer, and slack for the request in flight.
-	limit := period + period/2 + 700*time.Millisecond
+	// answer, and a second of slack for the request in flight on a busy
+	// CI machine (the times taken are logged).
+	limit := period + period/2 + time.Second
 	refusals := 0
 	for _, fault := range []struct {
 		name          string
@@ -192,7 +193,7 @@ func TestClockGateFaults(t *testing.T) {
 	if issued < 4 {
 		t.Fatalf("%d tokens recorded", issued)
 	}
-	wantLost := []string{"exceeds the declared accuracy 1s", "i/o timeout", "leap indicator 3"}
+	wantLost := []string{"exceeds the declared accuracy 1s", "no answer", "leap indicator 3"}
 	if len(lost) != len(wantLost) {
 		t.Fatalf("%d ClockSyncLost, want %d: %+v", len(lost), len(wantLost), lost)
 	}
@@ -230,7 +231,7 @@ func TestClockChronydHappyPath(t *testing.T) {
 		t.Fatalf("no token on chronyd's clock: status %d failInfo %v", r.Status, r.FailInfo)
 	}
 	d.Stop()
-	until(t, srv.url, period+period/2+700*time.Millisecond, "gate closed after chronyd stopped", refusedForTime)
+	until(t, srv.url, period+period/2+time.Second, "gate closed after chronyd stopped", refusedForTime)
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
 	}
