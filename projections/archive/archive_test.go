@@ -12,6 +12,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/projectionstest"
 )
 
 func open(t testing.TB) (*projections.Store, *Projection) {
@@ -61,15 +62,15 @@ func dump(t testing.TB, db *sql.DB, table string) []string {
 
 func TestKnowsEveryEventType(t *testing.T) {
 	s, _ := open(t)
-	all := samples(t)
-	l := &log{t: t}
+	all := projectionstest.Samples(t)
+	l := projectionstest.NewLog(t)
 	for _, typ := range events.Types() {
 		sample, ok := all[typ]
 		if !ok {
-			t.Errorf("%s: no sample event: add one to samples()", typ)
+			t.Errorf("%s: no sample event: add one to projectionstest.Samples", typ)
 			continue
 		}
-		e := l.add(streamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
+		e := l.Add(projectionstest.StreamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
 		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
 			if errors.Is(err, projections.ErrUnknownEventType) {
 				t.Errorf("%s: unknown to the archive: %v", typ, err)
@@ -82,10 +83,10 @@ func TestKnowsEveryEventType(t *testing.T) {
 
 func TestRefusesAnUnknownEventType(t *testing.T) {
 	s, p := open(t)
-	l := &log{t: t}
-	r := req{serial: serialAt(time.Now()), service: "default", digest: randomHex(32), at: time.Now().UTC()}
-	good := l.requested(r)
-	bad := l.add("x", time.Now(), events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
+	l := projectionstest.NewLog(t)
+	r := projectionstest.Req{Serial: projectionstest.SerialAt(time.Now()), Service: "default", Digest: projectionstest.RandomHex(32), At: time.Now().UTC()}
+	good := l.Requested(r)
+	bad := l.Add("x", time.Now(), events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
 	bad.Type = "Nonsense.v1"
 	err := s.Apply(context.Background(), []projections.Event{good, bad})
 	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
@@ -112,40 +113,40 @@ func TestApply(t *testing.T) {
 	tests := []struct {
 		name string
 		// batches returns the batches to apply, given the requests.
-		batches func(l *log, rs []req) [][]projections.Event
-		reqs    []req
+		batches func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event
+		reqs    []projectionstest.Req
 		want    want
 	}{
 		{
 			name: "issued in one batch",
-			reqs: []req{{service: "default", client: "CN=alice,O=Example", protocol: ""}},
-			batches: func(l *log, rs []req) [][]projections.Event {
-				return [][]projections.Event{l.request(rs[0])}
+			reqs: []projectionstest.Req{{Service: "default", Client: "CN=alice,O=Example", Protocol: ""}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+				return [][]projections.Event{l.Request(rs[0])}
 			},
 			want: want{entries: []Entry{{Service: "default", Client: "CN=alice,O=Example", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "request split across batches",
-			reqs: []req{{service: "eu", protocol: "rfc3161"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
-				evs := l.request(rs[0])
+			reqs: []projectionstest.Req{{Service: "eu", Protocol: "rfc3161"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+				evs := l.Request(rs[0])
 				return [][]projections.Event{evs[:1], evs[1:3], evs[3:]}
 			},
 			want: want{entries: []Entry{{Service: "eu", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "authenticode",
-			reqs: []req{{service: "codesign", protocol: ProtocolAuthenticode, client: "build"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
-				return [][]projections.Event{l.request(rs[0])}
+			reqs: []projectionstest.Req{{Service: "codesign", Protocol: ProtocolAuthenticode, Client: "build"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+				return [][]projections.Event{l.Request(rs[0])}
 			},
 			want: want{entries: []Entry{{Service: "codesign", Client: "build", Protocol: "authenticode", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "service falls back to the request's",
-			reqs: []req{{service: "legacy"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
-				evs := l.request(rs[0])
+			reqs: []projectionstest.Req{{Service: "legacy"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+				evs := l.Request(rs[0])
 				evs[3].Service = ""
 				return [][]projections.Event{evs}
 			},
@@ -153,30 +154,30 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "issued without its request",
-			reqs: []req{{service: "default"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
-				return [][]projections.Event{{l.issued(rs[0])}}
+			reqs: []projectionstest.Req{{Service: "default"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+				return [][]projections.Event{{l.Issued(rs[0])}}
 			},
 			want: want{entries: []Entry{{Service: "default", Protocol: "rfc3161", HashAlgorithm: "", HashedMessage: "-"}}},
 		},
 		{
 			name: "rejected and forwarded leave nothing",
-			reqs: []req{{service: "default"}, {service: "default"}, {service: "proxy"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
+			reqs: []projectionstest.Req{{Service: "default"}, {Service: "default"}, {Service: "proxy"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
 				return [][]projections.Event{{
-					l.requested(rs[0]), l.rejected(rs[0], "rejection"),
-					l.requested(rs[1]), l.rejected(rs[1], "refused"),
-					l.requested(rs[2]), l.forwarded(rs[2]),
+					l.Requested(rs[0]), l.Rejected(rs[0], "rejection"),
+					l.Requested(rs[1]), l.Rejected(rs[1], "refused"),
+					l.Requested(rs[2]), l.Forwarded(rs[2]),
 				}}
 			},
 		},
 		{
 			name: "rejected in a later batch drops the pending row",
-			reqs: []req{{service: "default"}, {service: "proxy"}, {service: "default"}},
-			batches: func(l *log, rs []req) [][]projections.Event {
+			reqs: []projectionstest.Req{{Service: "default"}, {Service: "proxy"}, {Service: "default"}},
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
 				return [][]projections.Event{
-					{l.requested(rs[0]), l.requested(rs[1]), l.requested(rs[2])},
-					{l.rejected(rs[0], "rejection"), l.forwarded(rs[1])},
+					{l.Requested(rs[0]), l.Requested(rs[1]), l.Requested(rs[2])},
+					{l.Rejected(rs[0], "rejection"), l.Forwarded(rs[1])},
 				}
 			},
 			want: want{pending: 1},
@@ -185,11 +186,11 @@ func TestApply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := open(t)
-			l := &log{t: t}
+			l := projectionstest.NewLog(t)
 			for i := range tt.reqs {
-				tt.reqs[i].serial = serialAt(at.Add(time.Duration(i) * time.Millisecond))
-				tt.reqs[i].digest = randomHex(32)
-				tt.reqs[i].at = at
+				tt.reqs[i].Serial = projectionstest.SerialAt(at.Add(time.Duration(i) * time.Millisecond))
+				tt.reqs[i].Digest = projectionstest.RandomHex(32)
+				tt.reqs[i].At = at
 			}
 			var last uint64
 			for _, b := range tt.batches(l, tt.reqs) {
@@ -211,14 +212,14 @@ func TestApply(t *testing.T) {
 			}
 			for i, w := range tt.want.entries {
 				r := tt.reqs[i]
-				w.Serial, w.Stream = r.serial, events.RequestStream(r.serial)
+				w.Serial, w.Stream = r.Serial, events.RequestStream(r.Serial)
 				switch w.HashedMessage {
 				case "-":
 					w.HashedMessage = ""
 				default:
-					w.HashedMessage = r.digest
+					w.HashedMessage = r.Digest
 				}
-				w.GenTime, w.Policy, w.Signer, w.ClockSample = gen, policy, signer, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+				w.GenTime, w.Policy, w.Signer, w.ClockSample = gen, projectionstest.Policy, projectionstest.Signer, "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 				g := got[i]
 				if g.Position == 0 {
 					t.Errorf("entry %d: no position", i)
@@ -241,12 +242,12 @@ func TestIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	at := time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC)
 	var batch []projections.Event
 	for i := range 20 {
-		r := req{serial: serialAt(at.Add(time.Duration(i) * time.Second)), service: "default", digest: randomHex(32), at: at.Add(time.Duration(i) * time.Second)}
-		batch = append(batch, l.request(r)...)
+		r := projectionstest.Req{Serial: projectionstest.SerialAt(at.Add(time.Duration(i) * time.Second)), Service: "default", Digest: projectionstest.RandomHex(32), At: at.Add(time.Duration(i) * time.Second)}
+		batch = append(batch, l.Request(r)...)
 	}
 	// The last request's conclusion is in no batch yet: a pending row.
 	batch = batch[:len(batch)-1]
@@ -277,20 +278,20 @@ func TestIdempotent(t *testing.T) {
 func TestQueries(t *testing.T) {
 	ctx := context.Background()
 	s, _ := open(t)
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	day := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	shared := randomHex(32)
-	var reqs []req
+	shared := projectionstest.RandomHex(32)
+	var reqs []projectionstest.Req
 	// Ten requests a minute apart, alternating services and clients; two
 	// pairs share a genTime, two requests share an imprint.
 	for i := range 10 {
 		at := day.Add(time.Duration(i/2*2) * time.Minute)
-		r := req{serial: serialAt(at), service: []string{"a", "b"}[i%2], client: []string{"", "CN=x", "CN=y"}[i%3], digest: randomHex(32), at: at}
+		r := projectionstest.Req{Serial: projectionstest.SerialAt(at), Service: []string{"a", "b"}[i%2], Client: []string{"", "CN=x", "CN=y"}[i%3], Digest: projectionstest.RandomHex(32), At: at}
 		if i == 3 || i == 7 {
-			r.digest = shared
+			r.Digest = shared
 		}
 		reqs = append(reqs, r)
-		apply(t, s, l.request(r)...)
+		apply(t, s, l.Request(r)...)
 	}
 	db := s.DB()
 	serials := func(es []Entry) []string {
@@ -302,26 +303,26 @@ func TestQueries(t *testing.T) {
 	}
 	// sorted returns the serials of reqs[i] for is, in (genTime, serial) order.
 	sorted := func(is ...int) []string {
-		rs := make([]req, 0, len(is))
+		rs := make([]projectionstest.Req, 0, len(is))
 		for _, i := range is {
 			rs = append(rs, reqs[i])
 		}
-		slices.SortFunc(rs, func(a, b req) int {
-			if c := a.at.Compare(b.at); c != 0 {
+		slices.SortFunc(rs, func(a, b projectionstest.Req) int {
+			if c := a.At.Compare(b.At); c != 0 {
 				return c
 			}
-			return strings.Compare(a.serial, b.serial)
+			return strings.Compare(a.Serial, b.Serial)
 		})
 		var out []string
 		for _, r := range rs {
-			out = append(out, r.serial)
+			out = append(out, r.Serial)
 		}
 		return out
 	}
 
 	t.Run("by serial", func(t *testing.T) {
-		e, err := BySerial(ctx, db, strings.ToUpper(reqs[4].serial))
-		if err != nil || e.Serial != reqs[4].serial || e.HashedMessage != reqs[4].digest || e.Service != "a" {
+		e, err := BySerial(ctx, db, strings.ToUpper(reqs[4].Serial))
+		if err != nil || e.Serial != reqs[4].Serial || e.HashedMessage != reqs[4].Digest || e.Service != "a" {
 			t.Fatalf("%+v %v", e, err)
 		}
 		if _, err := BySerial(ctx, db, "abcdef"); !errors.Is(err, ErrNotFound) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/projectionstest"
 )
 
 func open(t testing.TB) (*projections.Store, *Projection) {
@@ -42,15 +43,15 @@ func all(t testing.TB, s *projections.Store) []Row {
 
 func TestKnowsEveryEventType(t *testing.T) {
 	s, _ := open(t)
-	samples := samples(t)
-	l := &log{t: t}
+	samples := projectionstest.Samples(t)
+	l := projectionstest.NewLog(t)
 	for _, typ := range events.Types() {
 		sample, ok := samples[typ]
 		if !ok {
-			t.Errorf("%s: no sample event: add one to samples()", typ)
+			t.Errorf("%s: no sample event: add one to projectionstest.Samples", typ)
 			continue
 		}
-		e := l.add(streamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
+		e := l.Add(projectionstest.StreamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
 		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
 			if errors.Is(err, projections.ErrUnknownEventType) {
 				t.Errorf("%s: unknown to billing: %v", typ, err)
@@ -63,11 +64,11 @@ func TestKnowsEveryEventType(t *testing.T) {
 
 func TestRefusesAnUnknownEventType(t *testing.T) {
 	s, p := open(t)
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	at := time.Now()
-	r := req{serial: serialAt(at), service: "default", digest: randomHex(32), at: at}
-	good := l.issued(r)
-	bad := l.add("x", at, events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
+	r := projectionstest.Req{Serial: projectionstest.SerialAt(at), Service: "default", Digest: projectionstest.RandomHex(32), At: at}
+	good := l.Issued(r)
+	bad := l.Add("x", at, events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
 	bad.Type = "Nonsense.v1"
 	err := s.Apply(context.Background(), []projections.Event{good, bad})
 	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
@@ -77,8 +78,8 @@ func TestRefusesAnUnknownEventType(t *testing.T) {
 		t.Fatalf("checkpoint %d, %d pending counts after a rolled back batch", s.Checkpoint(), len(p.pending))
 	}
 	// The rolled back batch's counts are not added to the next one's.
-	r2 := req{serial: serialAt(at), service: "default", digest: randomHex(32), at: at}
-	apply(t, s, l.issued(r2))
+	r2 := projectionstest.Req{Serial: projectionstest.SerialAt(at), Service: "default", Digest: projectionstest.RandomHex(32), At: at}
+	apply(t, s, l.Issued(r2))
 	if rows := all(t, s); len(rows) != 1 || rows[0].Issued != 1 {
 		t.Fatalf("rows %+v", rows)
 	}
@@ -86,9 +87,9 @@ func TestRefusesAnUnknownEventType(t *testing.T) {
 
 func TestRefusesAnUnknownStatus(t *testing.T) {
 	s, _ := open(t)
-	l := &log{t: t}
-	r := req{serial: serialAt(time.Now()), service: "default", at: time.Now()}
-	e := l.rejected(r, "maybe")
+	l := projectionstest.NewLog(t)
+	r := projectionstest.Req{Serial: projectionstest.SerialAt(time.Now()), Service: "default", At: time.Now()}
+	e := l.Rejected(r, "maybe")
 	if err := s.Apply(context.Background(), []projections.Event{e}); err == nil || !strings.Contains(err.Error(), "maybe") {
 		t.Fatalf("got %v", err)
 	}
@@ -165,21 +166,21 @@ func TestCounts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := open(t)
-			l := &log{t: t}
+			l := projectionstest.NewLog(t)
 			for _, b := range tt.batches {
 				var evs []projections.Event
 				for _, e := range b {
-					r := req{serial: serialAt(e.at), service: e.service, client: e.client, digest: randomHex(32), at: e.at}
+					r := projectionstest.Req{Serial: projectionstest.SerialAt(e.at), Service: e.service, Client: e.client, Digest: projectionstest.RandomHex(32), At: e.at}
 					switch e.kind {
 					case "requested":
-						evs = append(evs, l.requested(r))
-						evs = append(evs, l.filters(r)...)
+						evs = append(evs, l.Requested(r))
+						evs = append(evs, l.Filters(r)...)
 					case "issued":
-						evs = append(evs, l.issued(r))
+						evs = append(evs, l.Issued(r))
 					case "rejection", "refused":
-						evs = append(evs, l.rejected(r, e.kind))
+						evs = append(evs, l.Rejected(r, e.kind))
 					case "forwarded":
-						evs = append(evs, l.forwarded(r))
+						evs = append(evs, l.Forwarded(r))
 					}
 				}
 				apply(t, s, evs...)
@@ -193,14 +194,14 @@ func TestCounts(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	s, _ := open(t)
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	day := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	var evs []projections.Event
 	for d := range 5 {
 		for _, c := range []string{"", "CN=x"} {
 			for _, svc := range []string{"a", "b"} {
 				at := day.AddDate(0, 0, d)
-				evs = append(evs, l.issued(req{serial: serialAt(at), service: svc, client: c, at: at}))
+				evs = append(evs, l.Issued(projectionstest.Req{Serial: projectionstest.SerialAt(at), Service: svc, Client: c, At: at}))
 			}
 		}
 	}
@@ -254,12 +255,12 @@ func TestIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	at := time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC)
 	var batch []projections.Event
 	for i := range 30 {
-		r := req{serial: serialAt(at), service: "default", client: []string{"", "CN=x", "CN=y"}[i%3], digest: randomHex(32), at: at.Add(time.Duration(i) * time.Hour)}
-		batch = append(batch, l.request(r)...)
+		r := projectionstest.Req{Serial: projectionstest.SerialAt(at), Service: "default", Client: []string{"", "CN=x", "CN=y"}[i%3], Digest: projectionstest.RandomHex(32), At: at.Add(time.Duration(i) * time.Hour)}
+		batch = append(batch, l.Request(r)...)
 	}
 	apply(t, s, batch...)
 	want := all(t, s)

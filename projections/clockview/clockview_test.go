@@ -13,6 +13,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/projectionstest"
 	"github.com/google/uuid"
 )
 
@@ -33,8 +34,8 @@ func apply(t testing.TB, s *projections.Store, evs ...projections.Event) {
 	}
 }
 
-func (l *log) clock(at time.Time, e events.Event) projections.Event {
-	return l.add(events.ClockStream, at, events.Metadata{Node: "tsa-1"}, e)
+func clock(l *projectionstest.Log, at time.Time, e events.Event) projections.Event {
+	return l.Add(events.ClockStream, at, events.Metadata{Node: "tsa-1"}, e)
 }
 
 var t0 = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
@@ -58,15 +59,15 @@ func ptr(n int) *int { return &n }
 
 func TestKnowsEveryEventType(t *testing.T) {
 	s := open(t)
-	samples := samples(t)
-	l := &log{t: t}
+	samples := projectionstest.Samples(t)
+	l := projectionstest.NewLog(t)
 	for _, typ := range events.Types() {
 		sample, ok := samples[typ]
 		if !ok {
-			t.Errorf("%s: no sample event: add one to samples()", typ)
+			t.Errorf("%s: no sample event: add one to projectionstest.Samples", typ)
 			continue
 		}
-		e := l.add(streamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
+		e := l.Add(projectionstest.StreamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
 		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
 			if errors.Is(err, projections.ErrUnknownEventType) {
 				t.Errorf("%s: unknown to the clock projection: %v", typ, err)
@@ -79,9 +80,9 @@ func TestKnowsEveryEventType(t *testing.T) {
 
 func TestRefusesAnUnknownEventType(t *testing.T) {
 	s := open(t)
-	l := &log{t: t}
-	good := l.clock(t0, lost("default", 0, "no quorum"))
-	bad := l.clock(t0, lost("default", 0, "no quorum"))
+	l := projectionstest.NewLog(t)
+	good := clock(l, t0, lost("default", 0, "no quorum"))
+	bad := clock(l, t0, lost("default", 0, "no quorum"))
 	bad.Type = "Nonsense.v1"
 	err := s.Apply(context.Background(), []projections.Event{good, bad})
 	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
@@ -162,14 +163,14 @@ func TestOutsideAccuracy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
-			l := &log{t: t}
+			l := projectionstest.NewLog(t)
 			nchanges := 0
 			for _, b := range tt.batches {
 				var evs []projections.Event
 				for _, e := range b {
-					evs = append(evs, l.clock(t0, e))
+					evs = append(evs, clock(l, t0, e))
 				}
-				evs = append(evs, l.clock(t0, events.ClockSampled{At: t0, Leap: "none"}))
+				evs = append(evs, clock(l, t0, events.ClockSampled{At: t0, Leap: "none"}))
 				apply(t, s, evs...)
 				nchanges += len(b)
 			}
@@ -210,7 +211,7 @@ func js(v any) string {
 func TestQueries(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	var evs []projections.Event
 	var ids []string
 	for m := range 10 {
@@ -220,18 +221,18 @@ func TestQueries(t *testing.T) {
 		if m%4 == 3 {
 			e.Reason, e.Agreeing = "no quorum", 1
 		}
-		ev := l.clock(minute(m), e)
+		ev := clock(l, minute(m), e)
 		ids = append(ids, ev.ID)
 		evs = append(evs, ev)
 		switch m {
 		case 3:
-			evs = append(evs, l.clock(minute(m), lost("default", m, "no quorum")), l.clock(minute(m), lost("eu", m, "no quorum")))
+			evs = append(evs, clock(l, minute(m), lost("default", m, "no quorum")), clock(l, minute(m), lost("eu", m, "no quorum")))
 		case 4:
-			evs = append(evs, l.clock(minute(m), regained("default", m, ptr(3))))
+			evs = append(evs, clock(l, minute(m), regained("default", m, ptr(3))))
 		case 8:
-			evs = append(evs, l.clock(minute(m), regained("eu", m, ptr(3))))
+			evs = append(evs, clock(l, minute(m), regained("eu", m, ptr(3))))
 			leapAt := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC).Add(time.Second)
-			evs = append(evs, l.clock(minute(m), events.LeapSecondAnnounced{Leap: "insert", At: leapAt, Sample: ev.ID,
+			evs = append(evs, clock(l, minute(m), events.LeapSecondAnnounced{Leap: "insert", At: leapAt, Sample: ev.ID,
 				Sources: []string{"ntp a", "chrony b"}, Refused: true, WindowNs: int64(2 * time.Second)}))
 		}
 	}
@@ -318,15 +319,15 @@ func TestIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &log{t: t}
+	l := projectionstest.NewLog(t)
 	var batch []projections.Event
 	for m := range 6 {
-		batch = append(batch, l.clock(minute(m), events.ClockSampled{At: minute(m), Synchronised: true, Leap: "none"}))
+		batch = append(batch, clock(l, minute(m), events.ClockSampled{At: minute(m), Synchronised: true, Leap: "none"}))
 		switch m {
 		case 1:
-			batch = append(batch, l.clock(minute(m), lost("default", m, "no quorum")))
+			batch = append(batch, clock(l, minute(m), lost("default", m, "no quorum")))
 		case 4:
-			batch = append(batch, l.clock(minute(m), regained("default", m, ptr(1))))
+			batch = append(batch, clock(l, minute(m), regained("default", m, ptr(1))))
 		}
 	}
 	apply(t, s, batch...)

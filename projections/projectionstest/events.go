@@ -1,4 +1,6 @@
-package archive
+// Package projectionstest is test support for projections: events as the
+// store delivers them.
+package projectionstest
 
 import (
 	"crypto/rand"
@@ -14,40 +16,47 @@ import (
 	"github.com/google/uuid"
 )
 
-// log builds events as the store would deliver them, at growing positions.
-type log struct {
-	t   testing.TB
-	pos uint64
+// Log builds events as the store would deliver them, at growing positions.
+type Log struct {
+	T   testing.TB
+	Pos uint64 // the position of the last event built
 }
 
-func (l *log) add(stream string, at time.Time, meta events.Metadata, e events.Event) projections.Event {
-	l.t.Helper()
-	l.pos++
+// NewLog is a Log failing t on a bad event, its first event at position 1.
+func NewLog(t testing.TB) *Log { return &Log{T: t} }
+
+// Add is e on stream at the next position.
+func (l *Log) Add(stream string, at time.Time, meta events.Metadata, e events.Event) projections.Event {
+	l.T.Helper()
+	l.Pos++
 	id := uuid.Must(uuid.NewV7()).String()
 	ed, err := events.Encode(id, stream, at, meta, e)
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
-	pe, err := projections.FromRecorded(eventstore.RecordedEvent{Position: l.pos, Stream: stream, ID: id, Type: ed.Type, Payload: ed.Payload})
+	pe, err := projections.FromRecorded(eventstore.RecordedEvent{Position: l.Pos, Stream: stream, ID: id, Type: ed.Type, Payload: ed.Payload})
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	return pe
 }
 
 var (
-	signer = strings.Repeat("5e", 32)
-	policy = "1.3.6.1.4.1.32473.3161.1"
+	// Signer is the signer of the issued events built here.
+	Signer = strings.Repeat("5e", 32)
+	// Policy is the policy of the issued events built here.
+	Policy = "1.3.6.1.4.1.32473.3161.1"
 )
 
-func randomHex(n int) string {
+// RandomHex is n random bytes in hex.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// serialAt is a UUIDv7 serial of time at, as ids.Source draws them.
-func serialAt(at time.Time) string {
+// SerialAt is a UUIDv7 serial of time at, as ids.Source draws them.
+func SerialAt(at time.Time) string {
 	u, err := uuid.NewV7FromReader(rand.Reader)
 	if err != nil {
 		panic(err)
@@ -59,84 +68,91 @@ func serialAt(at time.Time) string {
 	return strings.TrimLeft(hex.EncodeToString(u[:]), "0")
 }
 
-// req describes one request for the builders below.
-type req struct {
-	serial, service, client, digest, protocol string
-	at                                        time.Time
-	token                                     int // token size; 0 for a small one
+// Req describes one request for the builders below.
+type Req struct {
+	Serial, Service, Client, Digest, Protocol string
+	At                                        time.Time
+	Token                                     int // token size; 0 for a small one
 }
 
-func (l *log) requested(r req) projections.Event {
-	return l.add(events.RequestStream(r.serial), r.at, events.Metadata{CorrelationID: "c-" + r.serial[:8], Node: "tsa-1", Service: r.service},
+// Requested is r's TimestampRequested.
+func (l *Log) Requested(r Req) projections.Event {
+	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service},
 		events.TimestampRequested{
-			Serial: r.serial, Service: r.service, Path: "/" + r.service, Method: "POST", ContentType: "application/timestamp-query",
-			Source: "203.0.113.7:51234", ReceivedAt: r.at, BodySHA256: randomHex(32), BodySize: 59, Parsed: true,
-			HashAlgorithm: "sha256", HashedMessage: r.digest, Nonce: randomHex(8), CertReq: true,
-			Transport: "https", Protocol: r.protocol, TLSClient: r.client,
+			Serial: r.Serial, Service: r.Service, Path: "/" + r.Service, Method: "POST", ContentType: "application/timestamp-query",
+			Source: "203.0.113.7:51234", ReceivedAt: r.At, BodySHA256: RandomHex(32), BodySize: 59, Parsed: true,
+			HashAlgorithm: "sha256", HashedMessage: r.Digest, Nonce: RandomHex(8), CertReq: true,
+			Transport: "https", Protocol: r.Protocol, TLSClient: r.Client,
 		})
 }
 
-func (l *log) filters(r req) []projections.Event {
-	meta := events.Metadata{CorrelationID: "c-" + r.serial[:8], Node: "tsa-1", Service: r.service}
+// Filters is r's two FilterDecided, both accepting.
+func (l *Log) Filters(r Req) []projections.Event {
+	meta := events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service}
 	return []projections.Event{
-		l.add(events.RequestStream(r.serial), r.at, meta, events.FilterDecided{Serial: r.serial, Filter: "client-cert", Verdict: events.VerdictAccepted, Reason: "CN matches"}),
-		l.add(events.RequestStream(r.serial), r.at, meta, events.FilterDecided{Serial: r.serial, Filter: "rate-limit", Verdict: events.VerdictAccepted}),
+		l.Add(events.RequestStream(r.Serial), r.At, meta, events.FilterDecided{Serial: r.Serial, Filter: "client-cert", Verdict: events.VerdictAccepted, Reason: "CN matches"}),
+		l.Add(events.RequestStream(r.Serial), r.At, meta, events.FilterDecided{Serial: r.Serial, Filter: "rate-limit", Verdict: events.VerdictAccepted}),
 	}
 }
 
-func (l *log) issued(r req) projections.Event {
-	n := r.token
+// Issued is r's TimestampIssued, with a random token of r.Token bytes
+// (64 if 0), genTime 1.5 ms after r.At, Policy and Signer.
+func (l *Log) Issued(r Req) projections.Event {
+	n := r.Token
 	if n == 0 {
 		n = 64
 	}
 	token := make([]byte, n)
 	rand.Read(token)
-	e := events.TimestampIssued{Serial: r.serial, GenTime: r.at.Add(1500 * time.Microsecond), Policy: policy, Signer: signer, Token: token,
-		Client: r.client, ClockSample: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", ClockUncertaintyNs: 1_500_000}
-	if r.client != "" {
+	e := events.TimestampIssued{Serial: r.Serial, GenTime: r.At.Add(1500 * time.Microsecond), Policy: Policy, Signer: Signer, Token: token,
+		Client: r.Client, ClockSample: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", ClockUncertaintyNs: 1_500_000}
+	if r.Client != "" {
 		e.ClientAuth = "tls-client-cert"
 	}
-	if r.protocol == "authenticode" {
-		e.Protocol = r.protocol
+	if r.Protocol == "authenticode" {
+		e.Protocol = r.Protocol
 	}
-	return l.add(events.RequestStream(r.serial), r.at, events.Metadata{CorrelationID: "c-" + r.serial[:8], Node: "tsa-1", Service: r.service}, e)
+	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service}, e)
 }
 
-func (l *log) rejected(r req, status string) projections.Event {
-	e := events.TimestampRejected{Serial: r.serial, Status: status, Reason: "no", HTTPStatus: 200, Client: r.client}
+// Rejected is r's TimestampRejected with status: a "rejection" (badAlg,
+// HTTP 200) or anything else (HTTP 415).
+func (l *Log) Rejected(r Req, status string) projections.Event {
+	e := events.TimestampRejected{Serial: r.Serial, Status: status, Reason: "no", HTTPStatus: 200, Client: r.Client}
 	if status == "rejection" {
 		e.FailInfo = "badAlg"
 	} else {
 		e.HTTPStatus = 415
 	}
-	return l.add(events.RequestStream(r.serial), r.at, events.Metadata{Node: "tsa-1", Service: r.service}, e)
+	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{Node: "tsa-1", Service: r.Service}, e)
 }
 
-func (l *log) forwarded(r req) projections.Event {
-	return l.add(events.RequestStream(r.serial), r.at, events.Metadata{Node: "tsa-1", Service: r.service},
-		events.TimestampForwarded{Serial: r.serial, Upstream: "https://tsa.example/", HTTPStatus: 200, Status: "granted",
-			Response: []byte{0x30, 0x03, 0x02, 0x01, 0x00}, Client: r.client})
+// Forwarded is r's TimestampForwarded, granted upstream.
+func (l *Log) Forwarded(r Req) projections.Event {
+	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{Node: "tsa-1", Service: r.Service},
+		events.TimestampForwarded{Serial: r.Serial, Upstream: "https://tsa.example/", HTTPStatus: 200, Status: "granted",
+			Response: []byte{0x30, 0x03, 0x02, 0x01, 0x00}, Client: r.Client})
 }
 
-// request is a whole request: Requested, two FilterDecided, Issued.
-func (l *log) request(r req) []projections.Event {
-	out := []projections.Event{l.requested(r)}
-	out = append(out, l.filters(r)...)
-	return append(out, l.issued(r))
+// Request is a whole request: Requested, two FilterDecided, Issued.
+func (l *Log) Request(r Req) []projections.Event {
+	out := []projections.Event{l.Requested(r)}
+	out = append(out, l.Filters(r)...)
+	return append(out, l.Issued(r))
 }
 
-// samples returns a realistic event of every registered type.
-func samples(t testing.TB) map[string]events.Event {
+// Samples returns a realistic event of every registered type, by type.
+func Samples(t testing.TB) map[string]events.Event {
 	at := time.Date(2026, 11, 22, 16, 7, 45, 123456789, time.UTC)
 	fp := strings.Repeat("ab", 32)
 	lost := at.Add(-time.Minute)
-	serial := serialAt(at)
+	serial := SerialAt(at)
 	return map[string]events.Event{
 		events.TypeTimestampRequested: events.TimestampRequested{Serial: serial, Service: "default", Path: "/", Method: "POST",
 			Source: "192.0.2.1:4000", ReceivedAt: at, BodySHA256: fp, BodySize: 59, Parsed: true, HashAlgorithm: "sha256",
 			HashedMessage: fp, CertReq: true},
 		events.TypeFilterDecided: events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictRejected, Reason: "policy", FailInfo: "unacceptedPolicy"},
-		events.TypeTimestampIssued: events.TimestampIssued{Serial: serial, GenTime: at, Policy: policy, Signer: signer,
+		events.TypeTimestampIssued: events.TimestampIssued{Serial: serial, GenTime: at, Policy: Policy, Signer: Signer,
 			Token: make([]byte, 2400), Client: "CN=c", ClientAuth: "tls-client-cert"},
 		events.TypeTimestampRejected:  events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "md5", HTTPStatus: 200},
 		events.TypeTimestampForwarded: events.TimestampForwarded{Serial: serial, Upstream: "https://up.example/", HTTPStatus: 200, Status: "granted", Response: []byte{0x30, 0}},
@@ -167,7 +183,8 @@ func samples(t testing.TB) map[string]events.Event {
 	}
 }
 
-func streamOf(e events.Event) string {
+// StreamOf is the stream e is recorded on.
+func StreamOf(e events.Event) string {
 	switch e := e.(type) {
 	case events.TimestampRequested:
 		return events.RequestStream(e.Serial)

@@ -1,0 +1,82 @@
+package projectionstest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/projections"
+)
+
+const (
+	benchRequests = 25_000 // 100,000 events
+	benchBatch    = 5_000
+	tokenSize     = 2400
+)
+
+var (
+	benchOnce sync.Once
+	benchEvs  []projections.Event
+)
+
+// Workload returns the events of n requests as the TSA records them:
+// Requested, two FilterDecided, Issued with a 2.4 KB token (4n events); a
+// few services, some anonymous clients, a request every 3.5 ms from
+// midnight.
+func Workload(tb testing.TB, requests int) []projections.Event {
+	l := NewLog(tb)
+	start := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	out := make([]projections.Event, 0, 4*requests)
+	services := []string{"default", "eu-qualified", "codesign", "internal"}
+	for i := range requests {
+		at := start.Add(time.Duration(i) * 3500 * time.Microsecond)
+		r := Req{Serial: SerialAt(at), Service: services[i%len(services)], Digest: RandomHex(32), At: at, Token: tokenSize}
+		if i%5 != 0 {
+			r.Client = fmt.Sprintf("CN=client-%d,O=Example Corp,C=DE", i%40)
+		}
+		out = append(out, l.Request(r)...)
+	}
+	return out
+}
+
+// BenchApply replays the Workload of 25,000 requests (100,000 events, made
+// once per test binary) into an empty read store of newP() through
+// projections.Store, in batches of 5,000 (and of 2,048, the Runner's
+// default MaxBatch), as sub-benchmarks batch=N, and reports events/s.
+func BenchApply[P projections.Projection](b *testing.B, newP func() P) {
+	benchOnce.Do(func() { benchEvs = Workload(b, benchRequests) })
+	for _, batch := range []int{benchBatch, 2048} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { ApplyBatches(b, newP, benchEvs, batch) })
+	}
+}
+
+// ApplyBatches applies evs, in batches of batch, to a new read store of
+// newP() per iteration, and reports events/s. Opening the store, checking
+// its checkpoint and closing it are not timed.
+func ApplyBatches[P projections.Projection](b *testing.B, newP func() P, evs []projections.Event, batch int) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s, err := projections.Open(ctx, fmt.Sprintf("%s/%d.db", dir, i), newP())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for j := 0; j < len(evs); j += batch {
+			if err := s.Apply(ctx, evs[j:min(j+batch, len(evs))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if s.Checkpoint() != evs[len(evs)-1].Position {
+			b.Fatalf("checkpoint %d", s.Checkpoint())
+		}
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}
