@@ -62,23 +62,7 @@ func dump(t testing.TB, db *sql.DB, table string) []string {
 
 func TestKnowsEveryEventType(t *testing.T) {
 	s, _ := open(t)
-	all := projectionstest.Samples(t)
-	l := projectionstest.NewLog(t)
-	for _, typ := range events.Types() {
-		sample, ok := all[typ]
-		if !ok {
-			t.Errorf("%s: no sample event: add one to projectionstest.Samples", typ)
-			continue
-		}
-		e := l.Add(projectionstest.StreamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
-		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
-			if errors.Is(err, projections.ErrUnknownEventType) {
-				t.Errorf("%s: unknown to the archive: %v", typ, err)
-			} else {
-				t.Errorf("%s: %v", typ, err)
-			}
-		}
-	}
+	projectionstest.KnowsEveryEventType(t, s)
 }
 
 func TestRefusesAnUnknownEventType(t *testing.T) {

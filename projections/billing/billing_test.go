@@ -43,23 +43,7 @@ func all(t testing.TB, s *projections.Store) []Row {
 
 func TestKnowsEveryEventType(t *testing.T) {
 	s, _ := open(t)
-	samples := projectionstest.Samples(t)
-	l := projectionstest.NewLog(t)
-	for _, typ := range events.Types() {
-		sample, ok := samples[typ]
-		if !ok {
-			t.Errorf("%s: no sample event: add one to projectionstest.Samples", typ)
-			continue
-		}
-		e := l.Add(projectionstest.StreamOf(sample), time.Now(), events.Metadata{Node: "n1", Service: "default"}, sample)
-		if err := s.Apply(context.Background(), []projections.Event{e}); err != nil {
-			if errors.Is(err, projections.ErrUnknownEventType) {
-				t.Errorf("%s: unknown to billing: %v", typ, err)
-			} else {
-				t.Errorf("%s: %v", typ, err)
-			}
-		}
-	}
+	projectionstest.KnowsEveryEventType(t, s)
 }
 
 func TestRefusesAnUnknownEventType(t *testing.T) {
