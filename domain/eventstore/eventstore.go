@@ -143,6 +143,12 @@ func (e *WrongExpectedStateError) Is(target error) bool { return target == ErrWr
 // after the commit is durable (it survives a kill -9 of the process and a
 // power cut as far as the backend promises), never before. Appends of
 // different streams made concurrently may be committed together.
+//
+// Its answer is definitive, whatever happens to ctx: nil means durable, an
+// error means not recorded. ctx may stop an append only before the store
+// starts to commit it; once the commit has begun, Append waits for its
+// outcome. (The TSA discards a token whose append failed: finding it on
+// the record afterwards would be a token issued off the books.)
 type Store interface {
 	Append(ctx context.Context, stream string, expected ExpectedState, events ...EventData) (AppendResult, error)
 	// ReadStream returns a stream's events in revision order.

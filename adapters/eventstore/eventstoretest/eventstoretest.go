@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) eventstore.Store) {
 		{"ReadAllPaging", testReadAllPaging},
 		{"GlobalOrderIsCommitOrder", testGlobalOrder},
 		{"CanceledContext", testCanceledContext},
+		{"CancelAgreesWithStore", testCancelAgreesWithStore},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SubscribeFromStart", testSubscribeFromStart},
 		{"SubscribeFromMiddle", testSubscribeFromMiddle},
@@ -422,6 +423,50 @@ func testCanceledContext(t *testing.T, s eventstore.Store) {
 	}
 	// The store still works.
 	mustAppend(t, s, "d", eventstore.NoStream, jsonEvent(1))
+}
+
+// testCancelAgreesWithStore cancels appends at every moment of their life
+// (queued, being committed, committed) and holds the store to its answer:
+// an append that returned nil is on the record, one that returned an error
+// is not. A caller that fails closed on an error (the TSA discards the
+// token) must never find its events recorded after all.
+func testCancelAgreesWithStore(t *testing.T, s eventstore.Store) {
+	const n = 400
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(t.Context())
+			// From at once to well after a commit: some appends are
+			// canceled in the queue, some mid-commit, some after.
+			delay := time.Duration(i%40) * 50 * time.Microsecond
+			timer := time.AfterFunc(delay, cancel)
+			defer timer.Stop()
+			defer cancel()
+			_, errs[i] = s.Append(ctx, fmt.Sprintf("cancel-%d", i), eventstore.NoStream, jsonEvent(i), jsonEvent(i))
+		}()
+	}
+	wg.Wait()
+	var written, refused int
+	for i := range n {
+		stream := fmt.Sprintf("cancel-%d", i)
+		got, err := s.ReadStream(ctxT(t), stream)
+		switch {
+		case errs[i] == nil && err != nil:
+			t.Errorf("%s: Append succeeded but ReadStream says %v", stream, err)
+		case errs[i] != nil && err == nil:
+			t.Errorf("%s: Append returned %v, yet its %d events are recorded", stream, errs[i], len(got))
+		case errs[i] != nil && !errors.Is(err, eventstore.ErrStreamNotFound):
+			t.Errorf("%s: ReadStream: %v", stream, err)
+		case errs[i] == nil:
+			written++
+		default:
+			refused++
+		}
+	}
+	t.Logf("%d appends written, %d not", written, refused)
 }
 
 type acked struct {

@@ -53,11 +53,14 @@ func validate(stream string, events []eventstore.EventData) error {
 // and returns once the commit is durable. Event ids must be canonical
 // lower-case UUIDs, unique across the store.
 //
-// If ctx is done before the writer takes the append, the append is dropped
-// and ctx.Err() returned. If ctx ends after the writer took it, Append
-// returns ctx.Err() at once but the append may still commit: callers must
-// treat any error as "not known to be durable" and fail closed, never as
-// "not written". After Close, Append returns eventstore.ErrClosed.
+// Its answer is definitive: nil means the events are durable, an error
+// means they are not and never will be. ctx bounds only the wait for the
+// writer to take the append; an append whose ctx is done before its batch
+// is committed is left out and answered with ctx.Err(). Once the writer
+// has it, Append waits for the commit's outcome, however long the commit
+// takes, rather than answer "unknown": a caller that fails closed on an
+// error (the TSA discards the token) must never find it recorded after
+// all. After Close, Append returns eventstore.ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedState, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := validate(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
@@ -83,15 +86,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		s.mu.RUnlock()
 		return eventstore.AppendResult{}, ctx.Err()
 	}
-	select {
-	case r := <-req.done:
-		*req = appendReq{done: req.done}
-		reqPool.Put(req)
-		return r.res, r.err
-	case <-ctx.Done():
-		// The writer still holds req and will answer it: never reuse it.
-		return eventstore.AppendResult{}, ctx.Err()
-	}
+	r := <-req.done
+	*req = appendReq{done: req.done}
+	reqPool.Put(req)
+	return r.res, r.err
 }
 
 // writer is the only goroutine that writes. It exits once Close closed the
@@ -129,7 +127,8 @@ func (s *Store) commit(batch []*appendReq, state map[string]streamState) {
 	resps := make([]appendResp, len(batch))
 	live := 0
 	for i, r := range batch {
-		// An append whose caller has already given up is not written.
+		// An append whose caller has already given up is not written;
+		// its caller learns so from the answer it waits for.
 		if err := r.ctx.Err(); err != nil {
 			resps[i].err = err
 			continue
