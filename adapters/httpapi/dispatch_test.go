@@ -33,6 +33,7 @@ func (s *seen) Refuse(_ context.Context, r tsa.Request, status int, _ string) ts
 	s.last, s.via = r, "refused"
 	return tsa.Reply{HTTPStatus: status}
 }
+func (s *seen) Undelivered(context.Context, string, string) error { return nil }
 
 func TestDispatch(t *testing.T) {
 	a := &seen{name: "a", authenticode: true}

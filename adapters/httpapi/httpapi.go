@@ -42,6 +42,9 @@ type Service interface {
 	Name() string
 	Handle(ctx context.Context, r tsa.Request) tsa.Reply
 	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+	// Undelivered records that the answer to the request recorded under
+	// serial did not reach its client.
+	Undelivered(ctx context.Context, serial, reason string) error
 }
 
 // AuthenticodeService is a service that may answer Microsoft Authenticode
@@ -78,20 +81,19 @@ type Config struct {
 	API http.Handler
 	// Projections, when set, reports the live read models in /metrics.
 	Projections func() []projections.ProjectionStatus
+	// Tally counts the answers for /metrics; the TCP transport shares it.
+	// New makes one when it is nil.
+	Tally *Tally
 }
 
 // Handler is the TSA's HTTP handler.
 type Handler struct {
-	cfg     Config
-	mux     *http.ServeMux
-	metrics metrics
+	cfg   Config
+	mux   *http.ServeMux
+	tally *Tally
 	// routes maps a path to its service; a configuration reload swaps it
 	// whole, so a request sees either the old services or the new ones.
 	routes atomic.Pointer[map[string]Service]
-}
-
-type metrics struct {
-	granted, rejected, refused, unrecorded atomic.Uint64
 }
 
 // New validates cfg and returns the handler.
@@ -108,7 +110,10 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.Tally == nil {
+		cfg.Tally = &Tally{}
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tally: cfg.Tally}
 	if err := h.SetRoutes(cfg.Routes); err != nil {
 		return nil, err
 	}
@@ -142,64 +147,69 @@ func (h *Handler) SetRoutes(routes map[string]Service) error {
 	return nil
 }
 
+// timestamp answers one request on a service's path. The request is
+// handled, recorded and answered on the server's own context, not the
+// client's: a client that hangs up does not stop the record of its
+// request, which comes to its true outcome (a token issued is issued, and
+// on the record) with the answer's fate recorded after it.
 func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
 	svc, ok := (*h.routes.Load())[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	{
-		req := tsa.Request{
-			Method:      r.Method,
-			Path:        r.URL.Path,
-			ContentType: r.Header.Get("Content-Type"),
-			Source:      r.RemoteAddr,
-			BodySize:    r.ContentLength,
-			Transport:   "http",
-			Bearer:      bearer(r.Header.Get("Authorization")),
-		}
-		if r.TLS != nil {
-			req.Transport = "https"
-			req.PeerCertificates = r.TLS.PeerCertificates
-		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			h.refuse(w, r, svc, req, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed: POST a "+QueryType)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBody+1))
-		req.Body = body
-		if err != nil {
-			// The client went away or sent a broken body: nothing can be
-			// answered, but what arrived is recorded.
-			req.BodySize = int64(len(body))
-			h.refuse(w, r, svc, req, http.StatusBadRequest, "body could not be read: "+err.Error())
-			return
-		}
-		if int64(len(body)) > h.cfg.MaxBody {
-			if req.BodySize < int64(len(body)) {
-				req.BodySize = int64(len(body))
-			}
-			w.Header().Set("Connection", "close")
-			h.refuse(w, r, svc, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody))
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.RequestTimeout)
+	defer cancel()
+	req := tsa.Request{
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		ContentType: r.Header.Get("Content-Type"),
+		Source:      r.RemoteAddr,
+		BodySize:    r.ContentLength,
+		Transport:   "http",
+		Bearer:      bearer(r.Header.Get("Authorization")),
+	}
+	if r.TLS != nil {
+		req.Transport = "https"
+		req.PeerCertificates = r.TLS.PeerCertificates
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(ctx, w, r, svc, req, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBody+1))
+	req.Body = body
+	if err != nil {
+		// The client went away or sent a broken body: what arrived is
+		// recorded, and answered in case the client still listens.
 		req.BodySize = int64(len(body))
-		// The body is read before the content type is judged, so that a
-		// refused body is still recorded by its hash.
-		handle := svc.Handle
-		if !isQueryType(req.ContentType) {
-			as, ok := svc.(AuthenticodeService)
-			if !ok || !as.Authenticode() || !isAuthenticodeType(req.ContentType) {
-				h.refuse(w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
-				return
-			}
-			handle = as.HandleAuthenticode
+		h.refuse(ctx, w, r, svc, req, http.StatusBadRequest, "body could not be read: "+err.Error())
+		return
+	}
+	if int64(len(body)) > h.cfg.MaxBody {
+		if req.BodySize < int64(len(body)) {
+			req.BodySize = int64(len(body))
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
-		reply := handle(ctx, req)
-		cancel()
-		h.count(reply)
+		w.Header().Set("Connection", "close")
+		h.refuse(ctx, w, r, svc, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody))
+		return
+	}
+	req.BodySize = int64(len(body))
+	// The body is read before the content type is judged, so that a
+	// refused body is still recorded by its hash.
+	handle := svc.Handle
+	if !isQueryType(req.ContentType) {
+		as, ok := svc.(AuthenticodeService)
+		if !ok || !as.Authenticode() || !isAuthenticodeType(req.ContentType) {
+			h.refuse(ctx, w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
+			return
+		}
+		handle = as.HandleAuthenticode
+	}
+	reply := handle(ctx, req)
+	h.tally.Answered(reply)
+	h.deliver(ctx, w, r, svc, reply, func() error {
 		hdr := w.Header()
 		if reply.ContentType == "" || reply.ContentType == ReplyType {
 			hdr["Content-Type"] = replyTypeHeader
@@ -208,7 +218,34 @@ func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
 		}
 		hdr["Content-Length"] = []string{strconv.Itoa(len(reply.Body))}
 		w.WriteHeader(reply.HTTPStatus)
-		w.Write(reply.Body)
+		_, err := w.Write(reply.Body)
+		return err
+	})
+}
+
+// deliver writes an answer and, when the client is known not to have it
+// (its connection closed before the answer was written, or writing it
+// failed), records so. A write that succeeds proves nothing more than
+// that the kernel took the bytes.
+func (h *Handler) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, reply tsa.Reply, write func() error) {
+	gone := r.Context().Err() != nil
+	err := write()
+	if err == nil {
+		err = http.NewResponseController(w).Flush()
+	}
+	if !gone && err == nil {
+		return
+	}
+	reason := "the client closed its connection before the answer was written"
+	if !gone {
+		reason = "the answer could not be written: " + err.Error()
+	}
+	h.tally.Undelivered()
+	if !reply.Recorded || reply.Serial == "" {
+		return
+	}
+	if err := svc.Undelivered(ctx, reply.Serial, reason); err != nil {
+		h.cfg.Log.Error("undelivered answer not recorded", "serial", reply.Serial, "err", err)
 	}
 }
 
@@ -241,39 +278,31 @@ func isQueryType(ct string) bool {
 	return err == nil && mt == QueryType
 }
 
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, svc Service, req tsa.Request, status int, reason string) {
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
-	defer cancel()
-	reply := svc.Refuse(ctx, req, status, reason)
-	h.metrics.refused.Add(1)
-	if !reply.Recorded {
-		h.metrics.unrecorded.Add(1)
-	}
-	http.Error(w, reason, status)
+// refusalTexts are the bodies of transport refusals: fixed, the cause
+// being on the record.
+var refusalTexts = map[int]string{
+	http.StatusMethodNotAllowed:      "method not allowed: POST an " + QueryType,
+	http.StatusUnsupportedMediaType:  "unsupported content type: POST an " + QueryType,
+	http.StatusRequestEntityTooLarge: "request body too large",
+	http.StatusBadRequest:            "request body could not be read",
 }
 
-func (h *Handler) count(reply tsa.Reply) {
-	switch {
-	case reply.Granted:
-		h.metrics.granted.Add(1)
-	default:
-		h.metrics.rejected.Add(1)
-	}
-	if !reply.Recorded {
-		h.metrics.unrecorded.Add(1)
-	}
+func (h *Handler) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, req tsa.Request, status int, reason string) {
+	reply := svc.Refuse(ctx, req, status, reason)
+	h.tally.Answered(reply)
+	h.deliver(ctx, w, r, svc, reply, func() error {
+		hdr := w.Header()
+		hdr.Set("Content-Type", "text/plain; charset=utf-8")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		_, err := io.WriteString(w, refusalTexts[status]+"\n")
+		return err
+	})
 }
 
 func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintf(w, "# HELP chronolog_timestamps_total Timestamp requests answered, by outcome.\n")
-	fmt.Fprintf(w, "# TYPE chronolog_timestamps_total counter\n")
-	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"granted\"} %d\n", h.metrics.granted.Load())
-	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"rejected\"} %d\n", h.metrics.rejected.Load())
-	fmt.Fprintf(w, "chronolog_timestamps_total{outcome=\"refused\"} %d\n", h.metrics.refused.Load())
-	fmt.Fprintf(w, "# HELP chronolog_unrecorded_total Answers whose events could not be made durable (no token left).\n")
-	fmt.Fprintf(w, "# TYPE chronolog_unrecorded_total counter\n")
-	fmt.Fprintf(w, "chronolog_unrecorded_total %d\n", h.metrics.unrecorded.Load())
+	h.tally.write(w)
 	if h.cfg.StoreHead != nil {
 		fmt.Fprintf(w, "# HELP chronolog_store_head_position Position of the last durable event.\n")
 		fmt.Fprintf(w, "# TYPE chronolog_store_head_position gauge\n")

@@ -135,6 +135,7 @@ func (noTSA) Handle(context.Context, tsa.Request) tsa.Reply {
 func (noTSA) Refuse(context.Context, tsa.Request, int, string) tsa.Reply {
 	return tsa.Reply{HTTPStatus: http.StatusServiceUnavailable}
 }
+func (noTSA) Undelivered(context.Context, string, string) error { return nil }
 
 type fixture struct {
 	client   *Client

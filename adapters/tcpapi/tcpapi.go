@@ -95,7 +95,29 @@ type Service interface {
 	Name() string
 	Handle(ctx context.Context, r tsa.Request) tsa.Reply
 	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+	Undelivered(ctx context.Context, serial, reason string) error
 }
+
+// Tally counts answers for the server's metrics (httpapi.Tally).
+type Tally interface {
+	Answered(tsa.Reply)
+	Undelivered()
+}
+
+// Texts of errorMsgRep answers: fixed, the cause being on the record.
+const (
+	TextMalformedFrame  = "malformed frame"
+	TextTooLarge        = "message too large"
+	TextTooSlow         = "frame not received in time"
+	TextNoPolling       = "polling is not supported: send a TimeStampReq as tsaMsg"
+	TextUnsupportedFlag = "unsupported message type: send a TimeStampReq as tsaMsg"
+	TextNoAnswer        = "the time-stamp authority could not answer"
+)
+
+type noTally struct{}
+
+func (noTally) Answered(tsa.Reply) {}
+func (noTally) Undelivered()       {}
 
 // Config describes the TCP surface.
 type Config struct {
@@ -133,7 +155,10 @@ type Config struct {
 	// its answer until the TSA closes the connection: without this, it
 	// gets it only when IdleTimeout passes.
 	CloseAfterReply bool
-	Log             *slog.Logger
+	// Tally counts the answers with the server's other transports; nil
+	// counts nothing.
+	Tally Tally
+	Log   *slog.Logger
 }
 
 // Server serves RFC 3161 §3.3 on one or more listeners.
@@ -182,6 +207,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Tally == nil {
+		cfg.Tally = noTally{}
 	}
 	var p [4]byte
 	if _, err := rand.Read(p[:]); err != nil {
@@ -442,63 +470,82 @@ func (c *conn) exchange(r io.Reader) bool {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrZeroLength):
-		c.refuse(req, 400, "frame length 0: the length counts the flag octet, so it is at least 1")
+		c.refuse(req, 400, TextMalformedFrame, "frame length 0: the length counts the flag octet, so it is at least 1")
 		return false
 	case errors.As(err, &tooLarge):
 		req.BodySize = int64(tooLarge.Length) - 1
-		c.refuse(req, 413, fmt.Sprintf("message of %d octets exceeds the %d-octet limit", req.BodySize, s.cfg.MaxMessage))
+		c.refuse(req, 413, TextTooLarge, fmt.Sprintf("message of %d octets exceeds the %d-octet limit", req.BodySize, s.cfg.MaxMessage))
 		return false
 	case errors.As(err, &truncated):
 		if truncated.Declared >= 0 {
 			req.BodySize = truncated.Declared
 		}
 		if isTimeout(err) {
-			c.refuse(req, 408, fmt.Sprintf("frame not received within %s: %d octets arrived", s.cfg.ReadTimeout, truncated.Got))
+			c.refuse(req, 408, TextTooSlow, fmt.Sprintf("frame not received within %s: %d octets arrived", s.cfg.ReadTimeout, truncated.Got))
 		} else {
-			c.refuse(req, 400, fmt.Sprintf("frame cut short: %d octets arrived (%v)", truncated.Got, truncated.Err))
+			c.refuse(req, 400, TextMalformedFrame, fmt.Sprintf("frame cut short: %d octets arrived (%v)", truncated.Got, truncated.Err))
 		}
 		return false
 	default:
-		c.refuse(req, 400, "frame could not be read: "+err.Error())
+		c.refuse(req, 400, TextMalformedFrame, "frame could not be read: "+err.Error())
 		return false
 	}
 
 	switch flag {
 	case FlagTSAMsg:
 	case FlagPollReq:
-		c.refuse(req, 400, "pollReq: unknown polling reference (this TSA answers every tsaMsg at once and hands out none)")
+		c.refuse(req, 400, TextNoPolling, "pollReq: unknown polling reference (this TSA answers every tsaMsg at once and hands out none)")
 		return true
 	default:
 		name := ""
 		if flag <= FlagErrorMsgRep {
 			name = " (" + FlagName(flag) + ")"
 		}
-		c.refuse(req, 400, fmt.Sprintf("unsupported flag %#02x%s: send a TimeStampReq as tsaMsg (00)", flag, name))
+		c.refuse(req, 400, TextUnsupportedFlag, fmt.Sprintf("unsupported flag %#02x%s: send a TimeStampReq as tsaMsg (00)", flag, name))
 		return true
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
 	reply := s.cfg.Service.Handle(ctx, req)
-	cancel()
+	s.cfg.Tally.Answered(reply)
 	if len(reply.Body) == 0 {
 		// Not a TSP answer: the service refused at the transport level.
 		s.cfg.Log.Error("tcpapi: service answered without a TimeStampResp", "serial", reply.Serial, "status", reply.HTTPStatus, "correlation", req.CorrelationID)
-		c.send(FlagErrorMsgRep, []byte("the time-stamp authority could not answer"))
+		c.deliver(ctx, reply, FlagErrorMsgRep, []byte(TextNoAnswer))
 		return false
 	}
-	return c.send(s.replyFlag, reply.Body) == nil
+	return c.deliver(ctx, reply, s.replyFlag, reply.Body)
 }
 
 // refuse records a frame the transport would not take, then answers it
-// with errorMsgRep (best effort: the client may be gone).
-func (c *conn) refuse(req tsa.Request, status int, reason string) {
+// with errorMsgRep carrying text (best effort: the client may be gone);
+// reason goes to the record.
+func (c *conn) refuse(req tsa.Request, status int, text, reason string) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
 	reply := s.cfg.Service.Refuse(ctx, req, status, reason)
-	cancel()
+	s.cfg.Tally.Answered(reply)
 	s.cfg.Log.Debug("tcpapi: refused", "source", c.source, "status", status, "reason", reason,
 		"serial", reply.Serial, "recorded", reply.Recorded, "correlation", req.CorrelationID)
-	c.send(FlagErrorMsgRep, []byte(reason))
+	c.deliver(ctx, reply, FlagErrorMsgRep, []byte(text))
+}
+
+// deliver sends an answer and records it undelivered when the write fails.
+// It reports whether the answer was sent.
+func (c *conn) deliver(ctx context.Context, reply tsa.Reply, flag byte, value []byte) bool {
+	err := c.send(flag, value)
+	if err == nil {
+		return true
+	}
+	c.s.cfg.Tally.Undelivered()
+	if reply.Recorded && reply.Serial != "" {
+		if rerr := c.s.cfg.Service.Undelivered(ctx, reply.Serial, "the answer could not be written: "+err.Error()); rerr != nil {
+			c.s.cfg.Log.Error("tcpapi: undelivered answer not recorded", "serial", reply.Serial, "err", rerr)
+		}
+	}
+	return false
 }
 
 func (c *conn) send(flag byte, value []byte) error {

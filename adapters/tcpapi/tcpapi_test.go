@@ -31,8 +31,9 @@ type fakeService struct {
 	refused []refusal
 	// block, when set, holds Handle until it is closed; started gets one
 	// value per blocked call.
-	block   chan struct{}
-	started chan struct{}
+	block       chan struct{}
+	started     chan struct{}
+	undelivered []string
 }
 
 type refusal struct {
@@ -66,6 +67,13 @@ func (f *fakeService) Refuse(ctx context.Context, r tsa.Request, status int, rea
 	defer f.mu.Unlock()
 	f.refused = append(f.refused, refusal{r, status, reason})
 	return tsa.Reply{HTTPStatus: status, Recorded: true}
+}
+
+func (f *fakeService) Undelivered(_ context.Context, serial, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.undelivered = append(f.undelivered, serial+": "+reason)
+	return nil
 }
 
 func (f *fakeService) records() ([]tsa.Request, []refusal) {
@@ -298,20 +306,21 @@ func TestBadInput(t *testing.T) {
 		// stream, when set, keeps writing after in (a body arriving).
 		stream   bool
 		status   int
-		reason   string // in the recorded reason and the errorMsgRep
+		reason   string // in the recorded reason
+		text     string // the errorMsgRep's fixed text
 		body     string // recorded body
 		bodySize int64
 		keepOpen bool
 	}{
-		{name: "length 0", in: frame(0), status: 400, reason: "length 0"},
-		{name: "over MaxMessage", in: frame(max + 2), status: 413, reason: "exceeds the 1024-octet limit", bodySize: max + 1},
-		{name: "over MaxMessage while the value streams in", in: frame(1<<30, 0x00), stream: true, status: 413, reason: "limit", bodySize: 1<<30 - 1},
-		{name: "HTTP on the port", in: []byte("POST /tsa HTTP/1.1\r\nHost: x\r\n\r\n"), status: 413, reason: "limit", bodySize: 0x504f5354 - 1},
-		{name: "unsupported flag", in: frame(3, 0x07, 'h', 'i'), status: 400, reason: "unsupported flag 0x07", body: "hi", bodySize: 2, keepOpen: true},
-		{name: "finalMsgRep from a client", in: frame(2, 0x05, 'x'), status: 400, reason: "unsupported flag 0x05 (finalMsgRep)", body: "x", bodySize: 1, keepOpen: true},
-		{name: "pollReq", in: frame(5, 0x02, 0, 0, 0, 1), status: 400, reason: "unknown polling reference", body: "\x00\x00\x00\x01", bodySize: 4, keepOpen: true},
-		{name: "value cut", in: frame(10, 0x00, 'a', 'b'), closeWrite: true, status: 400, reason: "cut short", body: "ab", bodySize: 9},
-		{name: "header cut", in: []byte{0, 0}, closeWrite: true, status: 400, reason: "cut short"},
+		{name: "length 0", in: frame(0), status: 400, reason: "length 0", text: tcpapi.TextMalformedFrame},
+		{name: "over MaxMessage", in: frame(max + 2), status: 413, reason: "exceeds the 1024-octet limit", text: tcpapi.TextTooLarge, bodySize: max + 1},
+		{name: "over MaxMessage while the value streams in", in: frame(1<<30, 0x00), stream: true, status: 413, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 1<<30 - 1},
+		{name: "HTTP on the port", in: []byte("POST /tsa HTTP/1.1\r\nHost: x\r\n\r\n"), status: 413, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 0x504f5354 - 1},
+		{name: "unsupported flag", in: frame(3, 0x07, 'h', 'i'), status: 400, reason: "unsupported flag 0x07", text: tcpapi.TextUnsupportedFlag, body: "hi", bodySize: 2, keepOpen: true},
+		{name: "finalMsgRep from a client", in: frame(2, 0x05, 'x'), status: 400, reason: "unsupported flag 0x05 (finalMsgRep)", text: tcpapi.TextUnsupportedFlag, body: "x", bodySize: 1, keepOpen: true},
+		{name: "pollReq", in: frame(5, 0x02, 0, 0, 0, 1), status: 400, reason: "unknown polling reference", text: tcpapi.TextNoPolling, body: "\x00\x00\x00\x01", bodySize: 4, keepOpen: true},
+		{name: "value cut", in: frame(10, 0x00, 'a', 'b'), closeWrite: true, status: 400, reason: "cut short", text: tcpapi.TextMalformedFrame, body: "ab", bodySize: 9},
+		{name: "header cut", in: []byte{0, 0}, closeWrite: true, status: 400, reason: "cut short", text: tcpapi.TextMalformedFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,8 +346,8 @@ func TestBadInput(t *testing.T) {
 				c.CloseWrite()
 			}
 			flag, value := recv(t, c)
-			if flag != tcpapi.FlagErrorMsgRep || !strings.Contains(string(value), tt.reason) {
-				t.Fatalf("answer %s %q, want errorMsgRep with %q", tcpapi.FlagName(flag), value, tt.reason)
+			if flag != tcpapi.FlagErrorMsgRep || string(value) != tt.text {
+				t.Fatalf("answer %s %q, want errorMsgRep %q", tcpapi.FlagName(flag), value, tt.text)
 			}
 			handled, refused := r.svc.records()
 			if len(handled) != 0 || len(refused) != 1 {
@@ -368,7 +377,7 @@ func TestReadTimeout(t *testing.T) {
 	expectAnswer(t, c, "req")
 	c.Write(frame(10, 0x00, 'a'))
 	flag, value := recv(t, c)
-	if flag != tcpapi.FlagErrorMsgRep || !strings.Contains(string(value), "not received within") {
+	if flag != tcpapi.FlagErrorMsgRep || string(value) != tcpapi.TextTooSlow {
 		t.Fatalf("answer %s %q", tcpapi.FlagName(flag), value)
 	}
 	expectClosed(t, c)

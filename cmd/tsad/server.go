@@ -121,7 +121,10 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	// The runner stops before the store closes: it reads it.
 	defer proj.stop()
+	// Both transports count their answers in one tally for /metrics.
+	tally := &httpapi.Tally{}
 	hcfg := httpapi.Config{
+		Tally:          tally,
 		Routes:         gen.routes,
 		MaxBody:        cfg.Server.MaxBody,
 		RequestTimeout: cfg.Server.RequestTimeout.D(),
@@ -156,7 +159,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if err != nil {
 		return err
 	}
-	tcp, err := startTCP(gen, live, cfg.Server, log)
+	tcp, err := startTCP(gen, live, cfg.Server, tally, log)
 	if err != nil {
 		ln.Close()
 		return err

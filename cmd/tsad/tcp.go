@@ -51,6 +51,14 @@ func (l liveService) Refuse(ctx context.Context, r tsa.Request, status int, reas
 	return l.current().Refuse(ctx, r, status, reason)
 }
 
+func (l liveService) Undelivered(ctx context.Context, serial, reason string) error {
+	svc := l.current()
+	if svc == nil {
+		return fmt.Errorf("service %s is no longer configured", l.name)
+	}
+	return svc.Undelivered(ctx, serial, reason)
+}
+
 // tcpServers are the RFC 3161 §3.3 listeners, one per service that asks.
 type tcpServers struct {
 	servers []tcpServer
@@ -63,7 +71,7 @@ type tcpServer struct {
 	done                 chan error
 }
 
-func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Logger) (*tcpServers, error) {
+func startTCP(gen *generation, live *liveServices, s config.Server, tally tcpapi.Tally, log *slog.Logger) (*tcpServers, error) {
 	ts := &tcpServers{}
 	for _, name := range gen.order {
 		b := gen.byName[name]
@@ -78,6 +86,7 @@ func startTCP(gen *generation, live *liveServices, s config.Server, log *slog.Lo
 			// Known clients (systemd-timestampd among them) send one
 			// request and read until the TSA closes.
 			CloseAfterReply: true,
+			Tally:           tally,
 			Log:             log,
 		})
 		if err != nil {

@@ -1,12 +1,16 @@
 package events
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Wire names of the service configuration events.
 const (
-	TypeServiceConfigured    = "ServiceConfigured.v1"
-	TypeServiceConfigChanged = "ServiceConfigChanged.v1"
-	TypeServiceConfigRefused = "ServiceConfigRefused.v1"
+	TypeServiceConfigured     = "ServiceConfigured.v1"
+	TypeServiceConfigChanged  = "ServiceConfigChanged.v1"
+	TypeServiceConfigRefused  = "ServiceConfigRefused.v1"
+	TypeServiceAlgorithmEnded = "ServiceAlgorithmEnded.v1"
 )
 
 // ConfigStream holds the configuration history of the timestamp services.
@@ -67,3 +71,28 @@ type ServiceConfigRefused struct {
 }
 
 func (ServiceConfigRefused) EventType() string { return TypeServiceConfigRefused }
+
+// Uses of an algorithm by a service, in ServiceAlgorithmEnded.
+const (
+	AlgorithmUseHash      = "hash"
+	AlgorithmUseSignature = "signature"
+)
+
+// ServiceAlgorithmEnded records that a service was put into service (at a
+// start or a reload) with an algorithm the renewal catalogue dates as
+// ended: a hash its allow-list accepts for message imprints, or the
+// signature its key makes. The service runs (the operator decided so),
+// but every token it makes with that algorithm is due for renewal at once.
+type ServiceAlgorithmEnded struct {
+	Service string `json:"service"`
+	// Use is hash or signature; Algorithm is named as the catalogue and
+	// the other events name it (sha1, rsa-2048, …).
+	Use       string `json:"use"`
+	Algorithm string `json:"algorithm"`
+	// LastValid is the last instant the catalogue holds it valid;
+	// Catalog the catalogue's version.
+	LastValid time.Time `json:"lastValid"`
+	Catalog   string    `json:"catalog"`
+}
+
+func (ServiceAlgorithmEnded) EventType() string { return TypeServiceAlgorithmEnded }

@@ -103,15 +103,17 @@ func Decode(payload []byte) (Envelope, Event, error) {
 
 // registry maps each wire name to a constructor of its payload.
 var registry = map[string]func() Event{
-	TypeTimestampRequested: func() Event { return &TimestampRequested{} },
-	TypeFilterDecided:      func() Event { return &FilterDecided{} },
-	TypeTimestampIssued:    func() Event { return &TimestampIssued{} },
-	TypeTimestampRejected:  func() Event { return &TimestampRejected{} },
-	TypeTimestampForwarded: func() Event { return &TimestampForwarded{} },
+	TypeTimestampRequested:   func() Event { return &TimestampRequested{} },
+	TypeFilterDecided:        func() Event { return &FilterDecided{} },
+	TypeTimestampIssued:      func() Event { return &TimestampIssued{} },
+	TypeTimestampRejected:    func() Event { return &TimestampRejected{} },
+	TypeTimestampForwarded:   func() Event { return &TimestampForwarded{} },
+	TypeTimestampUndelivered: func() Event { return &TimestampUndelivered{} },
 
-	TypeServiceConfigured:    func() Event { return &ServiceConfigured{} },
-	TypeServiceConfigChanged: func() Event { return &ServiceConfigChanged{} },
-	TypeServiceConfigRefused: func() Event { return &ServiceConfigRefused{} },
+	TypeServiceConfigured:     func() Event { return &ServiceConfigured{} },
+	TypeServiceConfigChanged:  func() Event { return &ServiceConfigChanged{} },
+	TypeServiceConfigRefused:  func() Event { return &ServiceConfigRefused{} },
+	TypeServiceAlgorithmEnded: func() Event { return &ServiceAlgorithmEnded{} },
 
 	TypeLogSegmentSealed:    func() Event { return &LogSegmentSealed{} },
 	TypeLogCheckpointSigned: func() Event { return &LogCheckpointSigned{} },

@@ -8,6 +8,9 @@ const (
 	TypeFilterDecided      = "FilterDecided.v1"
 	TypeTimestampIssued    = "TimestampIssued.v1"
 	TypeTimestampRejected  = "TimestampRejected.v1"
+	// TypeTimestampUndelivered follows an outcome whose answer did not
+	// reach the client.
+	TypeTimestampUndelivered = "TimestampUndelivered.v1"
 )
 
 // RequestStream names the stream holding one request's events.
@@ -111,6 +114,19 @@ type TimestampRejected struct {
 }
 
 func (TimestampRejected) EventType() string { return TypeTimestampRejected }
+
+// TimestampUndelivered records that the answer to a recorded request did
+// not reach its client: the client closed its connection before the answer
+// was written, or writing it failed. It is appended to the request's
+// stream after its outcome, which it does not change: a token issued stays
+// issued. Only what the server saw is recorded; its absence proves no
+// delivery.
+type TimestampUndelivered struct {
+	Serial string `json:"serial"`
+	Reason string `json:"reason"`
+}
+
+func (TimestampUndelivered) EventType() string { return TypeTimestampUndelivered }
 
 // TypeTimestampForwarded is the wire name of TimestampForwarded.
 const TypeTimestampForwarded = "TimestampForwarded.v1"

@@ -58,7 +58,7 @@ func (*APIKeys) Name() string { return "api-key" }
 
 func (k *APIKeys) Decide(r Request) Decision {
 	if r.Bearer == "" {
-		return Deny(rfc3161.BadRequest, "no API key presented")
+		return Deny(rfc3161.BadRequest, TextAPIKeyRequired, "no API key presented")
 	}
 	sum := sha256.Sum256([]byte(r.Bearer))
 	// The lookup's timing depends only on the token's digest, which an
@@ -66,7 +66,7 @@ func (k *APIKeys) Decide(r Request) Decision {
 	// keeps the check that admits from depending on it either.
 	key, ok := k.byHash[sum]
 	if !ok || subtle.ConstantTimeCompare(key.SHA256[:], sum[:]) != 1 {
-		return Deny(rfc3161.BadRequest, "API key not recognised")
+		return Deny(rfc3161.BadRequest, TextAPIKeyRefused, "API key not recognised")
 	}
 	d := Accept("API key registered as " + strconv.Quote(key.Name))
 	d.Identity = &Identity{Name: key.Name, Method: AuthAPIKey}

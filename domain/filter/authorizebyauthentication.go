@@ -20,7 +20,7 @@ func (*AuthorizeByAuthentication) Name() string { return "authorize-by-authentic
 
 func (*AuthorizeByAuthentication) Decide(r Request) Decision {
 	if r.Client == nil {
-		return Deny(rfc3161.BadRequest, "no authenticated client")
+		return Deny(rfc3161.BadRequest, TextAuthRequired, "no authenticated client")
 	}
 	return Accept(fmt.Sprintf("client %q authenticated by %s", r.Client.Name, r.Client.Method))
 }

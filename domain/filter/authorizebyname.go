@@ -49,16 +49,16 @@ func (a *AuthorizeByName) Decide(r Request) Decision {
 				return Accept(fmt.Sprintf("client certificate %q matches authorization rule %d", subject, i))
 			}
 		}
-		return Deny(rfc3161.BadRequest, fmt.Sprintf("client certificate %q matches no authorization rule", subject))
+		return Deny(rfc3161.BadRequest, TextNotAuthorized, fmt.Sprintf("client certificate %q matches no authorization rule", subject))
 	case c != nil && c.Method == AuthAPIKey:
 		for i, rule := range a.rules {
 			if rule.SAN == nil && matches(rule.Subject, c.Name) {
 				return Accept(fmt.Sprintf("API key client %q matches authorization rule %d", c.Name, i))
 			}
 		}
-		return Deny(rfc3161.BadRequest, fmt.Sprintf("API key client %q matches no authorization rule", c.Name))
+		return Deny(rfc3161.BadRequest, TextNotAuthorized, fmt.Sprintf("API key client %q matches no authorization rule", c.Name))
 	}
-	return Deny(rfc3161.BadRequest, "authorization by name needs a client authenticated by certificate")
+	return Deny(rfc3161.BadRequest, TextNotAuthorized, "authorization by name needs a client authenticated by certificate")
 }
 
 func matches(re *regexp.Regexp, s string) bool { return re == nil || re.MatchString(s) }

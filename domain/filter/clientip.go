@@ -53,14 +53,14 @@ func (*ClientIP) Name() string { return "client-ip" }
 
 func (c *ClientIP) Decide(r Request) Decision {
 	if !r.SourceIP.IsValid() {
-		return Deny(rfc3161.BadRequest, "client address unknown")
+		return Deny(rfc3161.BadRequest, TextAddressRefused, "client address unknown")
 	}
 	// A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d, which
 	// no IPv4 prefix contains; a zone would make Contains fail outright.
 	addr := r.SourceIP.Unmap().WithZone("")
 	for _, p := range c.deny {
 		if p.Contains(addr) {
-			return Deny(rfc3161.BadRequest, addrReason(addr, " is in denied prefix ", p))
+			return Deny(rfc3161.BadRequest, TextAddressRefused, addrReason(addr, " is in denied prefix ", p))
 		}
 	}
 	if len(c.allow) == 0 {
@@ -71,7 +71,7 @@ func (c *ClientIP) Decide(r Request) Decision {
 			return Accept(addrReason(addr, " is in allowed prefix ", p))
 		}
 	}
-	return Deny(rfc3161.BadRequest, addrReason(addr, " is in no allowed prefix", netip.Prefix{}))
+	return Deny(rfc3161.BadRequest, TextAddressRefused, addrReason(addr, " is in no allowed prefix", netip.Prefix{}))
 }
 
 // addrReason writes "client address <addr><verdict>[<prefix>]" in one

@@ -65,8 +65,12 @@ type Identity struct {
 // not a valid decision; use Accept or Deny.
 type Decision struct {
 	Accepted bool
+	// Reason is the cause, for the record; it never reaches the client.
 	Reason   string
 	FailInfo rfc3161.FailInfo
+	// Text, on a denial, is the fixed statusString the client reads
+	// (FailInfo's own text when empty).
+	Text string
 	// Identity, on an accepting decision, is the client identity this
 	// filter established; later filters see it as Request.Client.
 	Identity *Identity
@@ -78,10 +82,29 @@ type Decision struct {
 // Accept returns an accepting decision with an explanation for the record.
 func Accept(reason string) Decision { return Decision{Accepted: true, Reason: reason} }
 
-// Deny returns a refusing decision that answers the client with f.
-func Deny(f rfc3161.FailInfo, reason string) Decision {
-	return Decision{Accepted: false, Reason: reason, FailInfo: f}
+// Deny returns a refusing decision that answers the client with f and
+// text, a fixed phrase ("" for f's own text); reason, which may name the
+// client, its address or an error, goes to the record only.
+func Deny(f rfc3161.FailInfo, text, reason string) Decision {
+	return Decision{Accepted: false, Reason: reason, FailInfo: f, Text: text}
 }
+
+// The texts a client reads when a filter denies it. Fixed phrases: what
+// exactly was wrong is on the record, for the operator.
+const (
+	TextRateLimited        = "rate limit exceeded: retry later"
+	TextClientCertRequired = "a TLS client certificate is required"
+	TextClientCertRefused  = "the TLS client certificate is not accepted"
+	TextNotAuthorized      = "the client is not authorized for this service"
+	TextAPIKeyRequired     = "an API key is required"
+	TextAPIKeyRefused      = "the API key is not accepted"
+	TextAddressRefused     = "requests from this address are not accepted"
+	TextNonceRequired      = "a nonce is required"
+	TextNonceTooShort      = "the nonce is too short"
+	TextAuthRequired       = "an authenticated client is required"
+	TextRequestTooLarge    = "the request is too large"
+	TextNoRoute            = "no route of this service accepts the request"
+)
 
 // Filter is one check of a chain.
 type Filter interface {

@@ -35,5 +35,5 @@ func (h *HashAllowList) Decide(r Request) Decision {
 			return Accept(alg.Name + " is allowed")
 		}
 	}
-	return Deny(rfc3161.BadAlg, fmt.Sprintf("%s is not allowed here (allowed: %s)", alg.Name, h.names))
+	return Deny(rfc3161.BadAlg, "", fmt.Sprintf("%s is not allowed here (allowed: %s)", alg.Name, h.names))
 }

@@ -27,11 +27,11 @@ func (*NonceRequired) Name() string { return "nonce-required" }
 
 func (n *NonceRequired) Decide(r Request) Decision {
 	if r.Query == nil || r.Query.Nonce == nil {
-		return Deny(rfc3161.BadRequest, "the request carries no nonce and this service requires one")
+		return Deny(rfc3161.BadRequest, TextNonceRequired, "the request carries no nonce and this service requires one")
 	}
 	got := len(r.Query.Nonce)
 	if n.minBytes > 0 && got < n.minBytes {
-		return Deny(rfc3161.BadRequest, fmt.Sprintf("the nonce is %d octets; this service requires at least %d", got, n.minBytes))
+		return Deny(rfc3161.BadRequest, TextNonceTooShort, fmt.Sprintf("the nonce is %d octets; this service requires at least %d", got, n.minBytes))
 	}
 	return Accept("nonce of " + strconv.Itoa(got) + " octets present")
 }

@@ -32,5 +32,5 @@ func (p *PolicyAcceptance) Decide(r Request) Decision {
 			return Accept("policy " + want.String() + " is accepted")
 		}
 	}
-	return Deny(rfc3161.UnacceptedPolicy, fmt.Sprintf("policy %s is not accepted by this service", want))
+	return Deny(rfc3161.UnacceptedPolicy, "", fmt.Sprintf("policy %s is not accepted by this service", want))
 }

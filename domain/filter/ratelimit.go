@@ -130,7 +130,7 @@ func (l *RateLimit) Decide(r Request) Decision {
 	if admitted {
 		return Accept("within the rate limit for " + string(key))
 	}
-	return Deny(rfc3161.BadRequest, "rate limit exceeded for "+string(key)+": "+l.terms+"; retry in "+l.wait(missing).String())
+	return Deny(rfc3161.BadRequest, TextRateLimited, "rate limit exceeded for "+string(key)+": "+l.terms+"; retry in "+l.wait(missing).String())
 }
 
 func (l *RateLimit) shard(key []byte) *rateShard {

@@ -24,7 +24,7 @@ func (*RequestSize) Name() string { return "request-size" }
 
 func (s *RequestSize) Decide(r Request) Decision {
 	if r.BodySize > s.max {
-		return Deny(rfc3161.BadRequest, fmt.Sprintf("the request body is %d bytes, over this service's limit of %d", r.BodySize, s.max))
+		return Deny(rfc3161.BadRequest, TextRequestTooLarge, fmt.Sprintf("the request body is %d bytes, over this service's limit of %d", r.BodySize, s.max))
 	}
 	return Accept("request body of " + strconv.FormatInt(r.BodySize, 10) + " bytes is within the limit of " + s.maxText)
 }

@@ -66,11 +66,11 @@ func (*TLSClientCert) Name() string { return "tls-client-cert" }
 
 func (t *TLSClientCert) Decide(r Request) Decision {
 	if len(r.PeerCertificates) == 0 || r.PeerCertificates[0] == nil {
-		return Deny(rfc3161.BadRequest, "no TLS client certificate presented")
+		return Deny(rfc3161.BadRequest, TextClientCertRequired, "no TLS client certificate presented")
 	}
 	// crypto/x509 reads the machine clock when CurrentTime is zero.
 	if r.At.IsZero() {
-		return Deny(rfc3161.TimeNotAvailable, "the request has no reception time to check the client certificate against")
+		return Deny(rfc3161.TimeNotAvailable, "", "the request has no reception time to check the client certificate against")
 	}
 	leaf := r.PeerCertificates[0]
 	key := chainKey(r.PeerCertificates)
@@ -98,7 +98,7 @@ func (t *TLSClientCert) Decide(r Request) Decision {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		return Deny(rfc3161.BadRequest, fmt.Sprintf("TLS client certificate %q does not verify: %v", leaf.Subject.String(), err))
+		return Deny(rfc3161.BadRequest, TextClientCertRefused, fmt.Sprintf("TLS client certificate %q does not verify: %v", leaf.Subject.String(), err))
 	}
 	chain := chains[0]
 	v = verifiedChain{notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter, subject: leaf.Subject.String()}

@@ -30,7 +30,7 @@ func GrantedResponse(token []byte) []byte {
 	return b.BytesOrPanic()
 }
 
-// RejectionResponse answers status rejection with r's reason and failInfo
+// RejectionResponse answers status rejection with r's client text and failInfo
 // as a minimal BIT STRING: only the octets up to the bit, trailing bits
 // counted as unused.
 func RejectionResponse(r *Rejection) []byte {
@@ -42,11 +42,9 @@ func RejectionResponse(r *Rejection) []byte {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1Int64(int64(Rejected))
-			if r.Reason != "" {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(r.Reason)) })
-				})
-			}
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(r.ClientText())) })
+			})
 			b.AddASN1(cbasn1.BIT_STRING, func(b *cryptobyte.Builder) {
 				b.AddUint8(unused)
 				b.AddBytes(bits)

@@ -262,6 +262,34 @@ func TestRejectionResponseIsMinimal(t *testing.T) {
 	}
 }
 
+// The client reads a fixed text; the reason, which may name addresses,
+// clients and errors, stays on the server.
+func TestRejectionResponseCarriesTheClientText(t *testing.T) {
+	secret := "ntp 127.0.0.1:12323: no answer: read udp 127.0.0.1:51790->127.0.0.1:12323: recvmsg: connection refused"
+	for _, tc := range []struct {
+		rej  *Rejection
+		want string
+	}{
+		{&Rejection{FailInfo: TimeNotAvailable, Reason: secret}, "the TSA's time source is not available"},
+		{&Rejection{FailInfo: SystemFailure, Reason: secret}, "the request cannot be handled due to system failure"},
+		{&Rejection{FailInfo: BadRequest, Reason: secret, Text: "rate limit exceeded: retry later"}, "rate limit exceeded: retry later"},
+		{Reject(BadDataFormat, "%d bytes after the TimeStampReq", 3), "the data submitted has the wrong format"},
+	} {
+		parsed, err := ParseTimeStampResp(RejectionResponse(tc.rej))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(parsed.StatusString) != 1 || parsed.StatusString[0] != tc.want {
+			t.Errorf("%s: statusString %q, want [%q]", tc.rej.FailInfo, parsed.StatusString, tc.want)
+		}
+	}
+	for f := range failNames {
+		if f.Text() == "" || f.Text() == failTexts[SystemFailure] && f != SystemFailure {
+			t.Errorf("%s has no text of its own", f)
+		}
+	}
+}
+
 func BenchmarkSign(b *testing.B) {
 	t := &testing.T{}
 	p := newTestPKI(t, false)

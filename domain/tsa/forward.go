@@ -54,7 +54,7 @@ func (s *Service) forward(ctx context.Context, x *exchange, r Request, q *rfc316
 		s.p.Log.Error("forwarded answer discarded: its events are not durable", "serial", x.hex, "err", err)
 		return systemFailure(x.hex)
 	}
-	return Reply{HTTPStatus: 200, Body: body, ContentType: ReplyType, Serial: x.hex, Granted: resp.Token != nil, Recorded: true}
+	return Reply{HTTPStatus: 200, Body: body, ContentType: ReplyType, Serial: x.hex, Granted: resp.Token != nil, Recorded: true, Outcome: OutcomeForwarded}
 }
 
 // answers checks that an upstream token is for q's imprint and nonce.

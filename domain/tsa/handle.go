@@ -53,7 +53,21 @@ type Reply struct {
 	Granted bool
 	// Recorded is false when the events could not be made durable.
 	Recorded bool
+	// Outcome is what the record says the request came to, the status of
+	// its last outcome event: OutcomeGranted, OutcomeRejection,
+	// OutcomeRefused or OutcomeForwarded; empty when nothing was recorded.
+	// Metrics count answers by it, so that they agree with the record.
+	Outcome string
 }
+
+// Outcomes of a recorded request, as TimestampRejected.status and billing
+// name them.
+const (
+	OutcomeGranted   = "granted"
+	OutcomeRejection = "rejection"
+	OutcomeRefused   = "refused"
+	OutcomeForwarded = "forwarded"
+)
 
 // exchange gathers one request's events as they are decided.
 type exchange struct {
@@ -226,7 +240,7 @@ func (s *Service) Handle(ctx context.Context, r Request) Reply {
 		s.p.Log.Error("token discarded: its events are not durable", "serial", x.hex, "err", err)
 		return systemFailure(x.hex)
 	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), ContentType: ReplyType, Serial: x.hex, Granted: true, Recorded: true}
+	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), ContentType: ReplyType, Serial: x.hex, Granted: true, Recorded: true, Outcome: OutcomeGranted}
 }
 
 // issue builds and signs the token stamped at, a time the gate admitted.
@@ -261,7 +275,7 @@ func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq, at time.Time) ([]b
 func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejection) Reply {
 	if err := x.add(events.TimestampRejected{
 		Serial:     x.hex,
-		Status:     "rejection",
+		Status:     OutcomeRejection,
 		FailInfo:   rej.FailInfo.String(),
 		Reason:     rej.Reason,
 		HTTPStatus: 200,
@@ -274,7 +288,7 @@ func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejectio
 		s.p.Log.Error("rejection not recorded", "serial", x.hex, "err", err)
 		return systemFailure(x.hex)
 	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: x.hex, Recorded: true}
+	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: x.hex, Recorded: true, Outcome: OutcomeRejection}
 }
 
 // fail answers systemFailure for an internal error (a signer outage, an
@@ -287,7 +301,7 @@ func (s *Service) fail(ctx context.Context, x *exchange, cause error) Reply {
 	}
 	err := x.add(events.TimestampRejected{
 		Serial:     x.hex,
-		Status:     "rejection",
+		Status:     OutcomeRejection,
 		FailInfo:   rfc3161.SystemFailure.String(),
 		Reason:     cause.Error(),
 		HTTPStatus: 200,
@@ -299,20 +313,24 @@ func (s *Service) fail(ctx context.Context, x *exchange, cause error) Reply {
 	}
 	if err != nil {
 		s.p.Log.Error("system failure not recorded", "serial", x.hex, "err", err)
+		return systemFailure(x.hex)
 	}
-	return systemFailure(x.hex)
+	r := systemFailure(x.hex)
+	r.Recorded, r.Outcome = true, OutcomeRejection
+	return r
 }
 
 // Refuse records a request the transport would not take (wrong method,
 // content type, or a body over the limit) and answers it with httpStatus.
-// The refusal goes out even if recording fails: it carries no token.
+// The refusal goes out even if recording fails: it carries no token. The
+// transport writes its own fixed text: reason is for the record.
 func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason string) Reply {
 	x, err := s.begin(r)
 	if err == nil {
 		err = x.requested(r, nil)
 	}
 	if err == nil {
-		err = x.add(events.TimestampRejected{Serial: x.hex, Status: "refused", Reason: reason, HTTPStatus: httpStatus,
+		err = x.add(events.TimestampRejected{Serial: x.hex, Status: OutcomeRefused, Reason: reason, HTTPStatus: httpStatus,
 			Client: identityName(x.client), ClientAuth: identityMethod(x.client)})
 	}
 	if err == nil {
@@ -322,11 +340,11 @@ func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason 
 		s.p.Log.Error("transport refusal not recorded", "status", httpStatus, "err", err)
 		return Reply{HTTPStatus: httpStatus}
 	}
-	return Reply{HTTPStatus: httpStatus, Serial: x.hex, Recorded: true}
+	return Reply{HTTPStatus: httpStatus, Serial: x.hex, Recorded: true, Outcome: OutcomeRefused}
 }
 
 func systemFailure(serial string) Reply {
-	rej := &rfc3161.Rejection{FailInfo: rfc3161.SystemFailure, Reason: "the time-stamp authority could not complete the request"}
+	rej := &rfc3161.Rejection{FailInfo: rfc3161.SystemFailure}
 	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: serial}
 }
 
@@ -350,11 +368,11 @@ func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes
 	if rt == nil {
 		reason := fmt.Sprintf("no policy-map rule admits this request (path %q, policy %q, client %q, protocol %s)",
 			params.Path, params.Policy, params.Client, params.Protocol)
-		o := filter.Outcome{Filter: "policy-map", Decision: filter.Deny(rfc3161.BadRequest, reason)}
+		o := filter.Outcome{Filter: "policy-map", Decision: filter.Deny(rfc3161.BadRequest, filter.TextNoRoute, reason)}
 		if err := x.add(decided(x.hex, o)); err != nil {
 			return nil, filter.Result{}, nil, err
 		}
-		return nil, filter.Result{}, &rfc3161.Rejection{FailInfo: o.FailInfo, Reason: reason}, nil
+		return nil, filter.Result{}, &rfc3161.Rejection{FailInfo: o.FailInfo, Reason: reason, Text: o.Text}, nil
 	}
 	if s.recordRoute {
 		o := filter.Outcome{Filter: "policy-map", Decision: filter.Accept(rt.rule.describe())}
@@ -379,7 +397,7 @@ func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes
 		}
 	}
 	if res.Denied != nil {
-		return rt, res, &rfc3161.Rejection{FailInfo: res.Denied.FailInfo, Reason: res.Denied.Reason}, nil
+		return rt, res, &rfc3161.Rejection{FailInfo: res.Denied.FailInfo, Reason: res.Denied.Reason, Text: res.Denied.Text}, nil
 	}
 	return rt, res, nil, nil
 }

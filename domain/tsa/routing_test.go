@@ -23,7 +23,7 @@ type authBy struct{ secret, client string }
 func (authBy) Name() string { return "fake-auth" }
 func (a authBy) Decide(r filter.Request) filter.Decision {
 	if r.Bearer != a.secret {
-		return filter.Deny(rfc3161.BadRequest, "wrong credential")
+		return filter.Deny(rfc3161.BadRequest, filter.TextAPIKeyRefused, "wrong credential")
 	}
 	d := filter.Accept("authenticated")
 	d.Identity = &filter.Identity{Name: a.client, Method: filter.AuthAPIKey}

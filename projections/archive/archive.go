@@ -104,7 +104,8 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 	case events.TypeTimestampForwarded:
 		return p.OnTimestampForwarded(ctx, tx, e)
 	case events.TypeFilterDecided,
-		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused,
+		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
+		events.TypeTimestampUndelivered,
 		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,
 		events.TypeSigningKeyGenerated, events.TypeCertificateImported, events.TypeSigningKeyActivated,
 		events.TypeSigningKeyRetired, events.TypeSigningKeyUnavailable, events.TypeSigningKeyRestored,

@@ -102,7 +102,8 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 		return p.OnLeapSecondAnnounced(ctx, tx, e)
 	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeTimestampIssued,
 		events.TypeTimestampRejected, events.TypeTimestampForwarded,
-		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused,
+		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
+		events.TypeTimestampUndelivered,
 		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,
 		events.TypeSigningKeyGenerated, events.TypeCertificateImported, events.TypeSigningKeyActivated,
 		events.TypeSigningKeyRetired, events.TypeSigningKeyUnavailable, events.TypeSigningKeyRestored,

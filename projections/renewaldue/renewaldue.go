@@ -112,6 +112,11 @@ var ignored = map[string]bool{
 	events.TypeServiceConfigured:    true,
 	events.TypeServiceConfigChanged: true,
 	events.TypeServiceConfigRefused: true,
+	// A service running with an ended algorithm: its tokens say so
+	// themselves, and are due at once.
+	events.TypeServiceAlgorithmEnded: true,
+	// Delivery: a token issued stays issued, delivered or not.
+	events.TypeTimestampUndelivered: true,
 	// The transparency log.
 	events.TypeLogSegmentSealed:    true,
 	events.TypeLogCheckpointSigned: true,
