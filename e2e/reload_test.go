@@ -20,6 +20,7 @@ services:
   - name: first
     paths: [/tsa]
     policy: 1.3.6.1.4.1.32473.3161.1
+    hashes: [sha256, sha1]
 `
 
 // TestReloadOnSIGHUP: a good file applies its changes, each recorded; a bad
@@ -53,13 +54,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
   - name: second
     paths: [/second]
     policy: 1.3.6.1.4.1.32473.3161.2
+    hashes: [sha1, sha256]
 `
 	os.WriteFile(cfgFile, []byte(good), 0o600)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor("the second service answers", func() bool { return get("/second") == 200 })
 
 	// A bad change: refused, the running configuration stays.
-	bad := good + "    hashes: [md5]\n    chains: {default: [{type: rate-limit}]}\n"
+	bad := strings.Replace(good, "[sha1, sha256]", "[md5]", 1) + "    chains: {default: [{type: rate-limit}]}\n"
 	os.WriteFile(cfgFile, []byte(bad), 0o600)
 	srv.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor("the refusal is logged", func() bool { return strings.Contains(srv.output(), "configuration reload refused") })
@@ -80,6 +82,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(srv.output(), "algorithm=sha1") {
+		t.Errorf("no warning of SHA-1 at start:\n%s", srv.output())
+	}
 
 	var kinds []string
 	for _, e := range readStore(t, data)[events.ConfigStream] {
@@ -91,6 +96,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			if e.Change == events.ConfigModified && (e.PreviousSHA256 == "" || e.PreviousSHA256 == e.ConfigSHA256) {
 				t.Errorf("modification does not name what it replaced: %+v", e)
 			}
+		case *events.ServiceAlgorithmEnded:
+			// SHA-1 ended on 2012-07-31.
+			kinds = append(kinds, fmt.Sprintf("ended %s %s %s %s", e.Service, e.Use, e.Algorithm, e.LastValid.Format(time.DateOnly)))
 		case *events.ServiceConfigRefused:
 			all := strings.Join(e.Problems, "\n")
 			kinds = append(kinds, "refused")
@@ -100,7 +108,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(kinds, ", "); got != "configured first, modified first, added second, refused, refused" {
+	want := "configured first, ended first hash sha1 2012-07-31, modified first, ended first hash sha1 2012-07-31, " +
+		"added second, ended second hash sha1 2012-07-31, refused, refused"
+	if got := strings.Join(kinds, ", "); got != want {
 		t.Errorf("configuration record: %s", got)
 	}
 }

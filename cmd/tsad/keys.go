@@ -17,6 +17,8 @@ import (
 	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/renewal"
+	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsacert"
 )
 
@@ -135,6 +137,38 @@ func expiring(service string, k *serviceKey, w wiring, days int) (events.Event, 
 		Service: service, CertificateSHA256: k.fingerprint(), Subject: k.cert.Subject.String(),
 		NotAfter: k.cert.NotAfter.UTC(), DaysLeft: left, WarnDays: days,
 	}, true
+}
+
+// renewalCatalog is the algorithm catalogue the renewal-due read model
+// judges tokens by, read once.
+var renewalCatalog = sync.OnceValues(renewal.Load)
+
+// endedAlgorithms warns of the algorithms a service is configured with
+// that the renewal catalogue dates as ended (a hash the allow-list
+// accepts, the signature its key makes), and returns the events that
+// record the warnings: the service runs, but its tokens lose their value
+// the moment they are made.
+func endedAlgorithms(service string, hashes []rfc3161.HashAlgorithm, k *serviceKey, w wiring) []events.Event {
+	c, err := renewalCatalog()
+	if err != nil {
+		w.log.Error("renewal catalogue unreadable: algorithms not checked", "service", service, "err", err)
+		return nil
+	}
+	if len(hashes) == 0 {
+		hashes = rfc3161.DefaultHashes()
+	}
+	names := make([]string, len(hashes))
+	for i, h := range hashes {
+		names[i] = h.Name
+	}
+	var out []events.Event
+	for _, e := range c.EndedAt(w.now, names, string(pkcs11.KeyTypeOf(k.signer.Public()))) {
+		w.log.Warn("the renewal catalogue dates an algorithm of this service as ended: its tokens are due for renewal when made",
+			"service", service, "use", e.Use, "algorithm", e.Algorithm, "lastValid", e.LastValid, "catalog", c.Version())
+		out = append(out, events.ServiceAlgorithmEnded{Service: service, Use: e.Use, Algorithm: e.Algorithm,
+			LastValid: e.LastValid, Catalog: c.Version()})
+	}
+	return out
 }
 
 // outageRecorder records when an HSM key becomes unusable and when it is

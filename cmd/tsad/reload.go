@@ -28,6 +28,7 @@ func recordConfigured(ctx context.Context, rec tsa.Recorder, node string, g *gen
 			Service: name, Source: sourceOf(g.file), FileSHA256: g.file.SHA256,
 			ConfigSHA256: b.configSHA, Certificate: b.cert, Config: b.configJSON,
 		})
+		evs = append(evs, g.endedAlgorithms[name]...)
 	}
 	return recordConfig(ctx, rec, node, evs...)
 }
@@ -51,6 +52,19 @@ func recordEvents(ctx context.Context, rec tsa.Recorder, node, stream string, ev
 	defer cancel()
 	_, err := rec.Append(ctx, stream, eventstore.Any, data...)
 	return err
+}
+
+// withEndedAlgorithms adds, after each service added or modified by a
+// reload, the ended algorithms it runs with.
+func withEndedAlgorithms(g *generation, changes []events.Event) []events.Event {
+	out := make([]events.Event, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, c)
+		if ch, ok := c.(events.ServiceConfigChanged); ok && ch.Change != events.ConfigRemoved {
+			out = append(out, g.endedAlgorithms[ch.Service]...)
+		}
+	}
+	return out
 }
 
 // reloader applies a changed configuration file on SIGHUP.
@@ -110,7 +124,7 @@ func (r *reloader) reload(ctx context.Context) {
 		gen.close()
 		return
 	}
-	err = recordConfig(ctx, r.store, r.w.node, changes...)
+	err = recordConfig(ctx, r.store, r.w.node, withEndedAlgorithms(gen, changes)...)
 	if err == nil && len(gen.keyEvents) > 0 {
 		err = recordEvents(ctx, r.store, r.w.node, events.KeyStream, gen.keyEvents...)
 	}

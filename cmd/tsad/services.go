@@ -43,6 +43,10 @@ type generation struct {
 	// keyEvents record the keys this generation activated (and any
 	// certificate close to its end); they are recorded with it.
 	keyEvents []events.Event
+	// endedAlgorithms record, by service, the algorithms it runs with
+	// that the renewal catalogue dates as ended; recorded with the
+	// service's configuration.
+	endedAlgorithms map[string][]events.Event
 }
 
 // builtService is one service ready to answer, with what the record and
@@ -78,7 +82,7 @@ type wiring struct {
 // reports every problem (an unreadable key, a certificate that is not a
 // TSA certificate, a CA file without certificates) at once.
 func build(f *config.File, w wiring) (*generation, error) {
-	g := &generation{file: f, byName: map[string]*builtService{}, routes: map[string]httpapi.Service{}}
+	g := &generation{file: f, byName: map[string]*builtService{}, routes: map[string]httpapi.Service{}, endedAlgorithms: map[string][]events.Event{}}
 	for i := range f.Services {
 		sc := f.Services[i]
 		at := fmt.Sprintf("services[%d] %s", i, sc.Name)
@@ -197,6 +201,9 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	g.keyEvents = append(g.keyEvents, key.activated)
 	if e, soon := expiring(sc.Name, key, w, w.warnDays); soon {
 		g.keyEvents = append(g.keyEvents, e)
+	}
+	if ended := endedAlgorithms(sc.Name, hashes, key, w); len(ended) > 0 {
+		g.endedAlgorithms[sc.Name] = ended
 	}
 	return &builtService{cfg: sc, svc: svc, configJSON: cj, configSHA: hex.EncodeToString(sum[:]), cert: key.fingerprint(), how: how, key: key}, nil
 }

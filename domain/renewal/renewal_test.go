@@ -292,3 +292,35 @@ func TestParseAcceptsAdjacentRanges(t *testing.T) {
 		t.Errorf("rsa-3000: %v %v", until, ok)
 	}
 }
+
+func TestEndedAt(t *testing.T) {
+	c := load(t)
+	at := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		at      time.Time
+		hashes  []string
+		keyType string
+		want    []Ended
+	}{
+		{"current algorithms", at, []string{"sha256", "sha384", "sha512"}, "ecdsa-p256", nil},
+		{"SHA-1 accepted", at, []string{"sha256", "sha1"}, "ecdsa-p256",
+			[]Ended{{Use: UseHash, Algorithm: "sha1", LastValid: end(2012, 7, 31)}}},
+		{"RSA-2048 on its last day", end(2026, 12, 31), []string{"sha256"}, "rsa-2048", nil},
+		{"RSA-2048 after its end, with MD5", end(2026, 12, 31).Add(time.Second), []string{"md5", "sha256"}, "rsa-2048",
+			[]Ended{{Use: UseHash, Algorithm: "md5", LastValid: end(2004, 7, 31)}, {Use: UseSignature, Algorithm: "rsa-2048", LastValid: end(2026, 12, 31)}}},
+		{"undated: not said to have ended", at, []string{"sha256"}, "ed25519", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := c.EndedAt(tc.at, tc.hashes, tc.keyType)
+			if len(got) != len(tc.want) {
+				t.Fatalf("EndedAt = %+v, want %+v", got, tc.want)
+			}
+			for i := range got {
+				if got[i].Use != tc.want[i].Use || got[i].Algorithm != tc.want[i].Algorithm || !got[i].LastValid.Equal(tc.want[i].LastValid) {
+					t.Errorf("EndedAt[%d] = %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
