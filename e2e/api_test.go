@@ -37,6 +37,41 @@ func digestLine(token string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// projectionStatus is a read model's state as /api/v1/projections gives it.
+type projectionStatus struct {
+	Name             string
+	Checkpoint, Head uint64
+	Failed           string
+}
+
+// waitProjections waits until every live read model is caught up by
+// caught's judgement, failing on one that stopped.
+func waitProjections(t *testing.T, api, token string, limit time.Duration, caught func(projectionStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		status, _, body := apiGet(t, api+"/projections", token)
+		var st struct{ Projections []projectionStatus }
+		if status != 200 || json.Unmarshal(body, &st) != nil || len(st.Projections) != 4 {
+			t.Fatalf("projections: %d %s", status, body)
+		}
+		all := true
+		for _, p := range st.Projections {
+			if p.Failed != "" {
+				t.Fatalf("projection %s failed: %s", p.Name, p.Failed)
+			}
+			all = all && caught(p)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("projections did not catch up in %s: %s", limit, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestQueryAPIAndReplay issues tokens, reads them back through the read
 // side (archive, billing, renewal-due, projections' lag) under the roles
 // that may see them, then rebuilds every read model from the record with
@@ -86,35 +121,7 @@ services:
 	}
 
 	// The read side catches up within a second.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		status, _, body := apiGet(t, api+"/projections", operator)
-		var st struct {
-			Projections []struct {
-				Name       string
-				Checkpoint uint64
-				Head       uint64
-				Failed     string
-			}
-		}
-		if status != 200 || json.Unmarshal(body, &st) != nil || len(st.Projections) != 4 {
-			t.Fatalf("projections: %d %s", status, body)
-		}
-		caught := true
-		for _, p := range st.Projections {
-			if p.Failed != "" {
-				t.Fatalf("projection %s failed: %s", p.Name, p.Failed)
-			}
-			caught = caught && p.Checkpoint == p.Head && p.Head > 0
-		}
-		if caught {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("projections did not catch up: %s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitProjections(t, api, operator, 5*time.Second, func(p projectionStatus) bool { return p.Checkpoint == p.Head && p.Head > 0 })
 
 	// 401 without a token, 403 without the role.
 	for _, c := range []struct {

@@ -275,34 +275,11 @@ func readMetrics(t *testing.T, base string) map[string]int {
 	return m
 }
 
-// waitBilling waits for the billing read model to reach the store's head
-// and sums its counts.
+// waitBilling waits for the read models to reach the store's head and
+// sums billing's counts.
 func waitBilling(t *testing.T, api, token string, head int) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, _, body := apiGet(t, api+"/projections", token)
-		var st struct {
-			Projections []struct {
-				Name       string
-				Checkpoint int
-			}
-		}
-		if err := json.Unmarshal(body, &st); err != nil {
-			t.Fatalf("projections: %v: %s", err, body)
-		}
-		caught := false
-		for _, p := range st.Projections {
-			caught = caught || p.Name == "billing" && p.Checkpoint >= head
-		}
-		if caught {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("billing did not reach position %d: %s", head, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitProjections(t, api, token, 10*time.Second, func(p projectionStatus) bool { return p.Checkpoint >= uint64(head) })
 	_, _, body := apiGet(t, api+"/billing", token)
 	var billed struct {
 		Rows []struct{ Issued, Rejected, Refused int }

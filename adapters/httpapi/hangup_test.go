@@ -2,22 +2,16 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/clock/system"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
-	"github.com/chronolog/chronolog/adapters/httpapi"
-	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/tsa"
@@ -37,25 +31,7 @@ func (s slowRecorder) Append(ctx context.Context, stream string, exp eventstore.
 
 func newSlowServer(t *testing.T, delay time.Duration) (*httptest.Server, *sqlite.Store) {
 	t.Helper()
-	store, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := tsa.New(tsa.Config{Name: "default", Policy: []int{1, 3, 6, 1, 4, 1, 32473, 3161, 1}},
-		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: testSigner(t),
-			Recorder: slowRecorder{store, delay}, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := httpapi.New(httpapi.Config{Routes: map[string]httpapi.Service{"/tsa": svc}, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, store
+	return newServerWith(t, func(s *sqlite.Store) tsa.Recorder { return slowRecorder{s, delay} })
 }
 
 // waitTypes waits until the store holds one request stream and returns its

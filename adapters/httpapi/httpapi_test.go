@@ -44,6 +44,12 @@ func testSigner(t *testing.T) *rfc3161.TokenSigner {
 // newServer wires the real service to a real SQLite store.
 func newServer(t *testing.T) (*httptest.Server, *sqlite.Store) {
 	t.Helper()
+	return newServerWith(t, func(s *sqlite.Store) tsa.Recorder { return s })
+}
+
+// newServerWith records through what wrap makes of the store.
+func newServerWith(t *testing.T, wrap func(*sqlite.Store) tsa.Recorder) (*httptest.Server, *sqlite.Store) {
+	t.Helper()
 	signer := testSigner(t)
 	store, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
 	if err != nil {
@@ -52,7 +58,7 @@ func newServer(t *testing.T) (*httptest.Server, *sqlite.Store) {
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := tsa.New(tsa.Config{Name: "default", Policy: []int{1, 3, 6, 1, 4, 1, 32473, 3161, 1}},
-		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: store, Log: log})
+		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: wrap(store), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
