@@ -2,19 +2,24 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/adapters/logkey"
+	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -169,14 +174,14 @@ func TestLogAuditorCommands(t *testing.T) {
 
 	// audit: every segment, event and token, tokens against the CA.
 	got = logOK(t, "log", "audit", "--url", base, "--log-key", vkey, "--ca", ca)
-	if !strings.Contains(got, "audit: OK\n") || !regexp.MustCompile(`audited: +\d+ segments, \d+ events, 5 tokens verified against `+regexp.QuoteMeta(ca)).MatchString(got) {
+	if !strings.Contains(got, "audit: OK\n") || !regexp.MustCompile(`audited: +\d+ segments, \d+ events, 5 tokens \(5 RFC 3161, 0 Authenticode\) verified against `+regexp.QuoteMeta(ca)).MatchString(got) {
 		t.Errorf("audit:\n%s", got)
 	}
 	if strings.Contains(got, "FAIL") || strings.Contains(got, "FLAG") {
 		t.Errorf("audit of a clean log has findings:\n%s", got)
 	}
 	got = logOK(t, "log", "audit", "--url", base, "--log-key", keyFile)
-	if !strings.Contains(got, "5 tokens verified against each token's embedded certificate only") {
+	if !strings.Contains(got, "5 tokens (5 RFC 3161, 0 Authenticode) verified against each token's embedded certificate only") {
 		t.Errorf("audit without --ca:\n%s", got)
 	}
 
@@ -237,6 +242,99 @@ func TestLogAuditorCommands(t *testing.T) {
 				t.Errorf("the state file changed: %v\n%s", err, after)
 			}
 		})
+	}
+}
+
+// TestLogAuditsEveryKindOfToken issues an RFC 3161 token over HTTP, one
+// over the socket protocol (RFC 3161 §3.3) and an Authenticode
+// countersignature, then proves the RFC 3161 tokens in the log and audits
+// the log, against the CA and without it: every token verifies as what its
+// event says it is.
+func TestLogAuditsEveryKindOfToken(t *testing.T) {
+	data, work := t.TempDir(), t.TempDir()
+	cfg := filepath.Join(work, "tsad.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+services:
+  - name: qualified
+    paths: [/tsa]
+    tcp: 127.0.0.1:0
+    policy: 1.3.6.1.4.1.32473.3161.1
+    authenticode: true
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, data, "--config", cfg)
+	out := s.output()
+	logLine := regexp.MustCompile(`(?m)^transparency log: tessera, origin \S+, verifier key (\S+)$`).FindStringSubmatch(out)
+	tcpLine := regexp.MustCompile(`(?m)^tcp: (\S+) \(service qualified`).FindStringSubmatch(out)
+	if logLine == nil || tcpLine == nil || s.caFile() == "" {
+		t.Fatalf("tsad did not print its log, socket and CA:\n%s", out)
+	}
+	keyFile, tcpAddr, ca := logLine[1], tcpLine[1], s.caFile()
+
+	status, _, body := post(t, s.url, "application/octet-stream", authenticode.NewRequest([]byte("log e2e code signature")))
+	if status != 200 {
+		t.Fatalf("Authenticode request: HTTP %d: %s", status, body)
+	}
+	der, err := base64.StdEncoding.DecodeString(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := authenticode.Verify(der); err != nil {
+		t.Fatalf("the Authenticode answer: %v", err)
+	}
+	replies := map[string]string{}
+	for _, transport := range []string{"http", "tcp"} {
+		doc := filepath.Join(work, transport+".txt")
+		if err := os.WriteFile(doc, []byte("log e2e over "+transport), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"request", "--url", s.url, doc}
+		if transport == "tcp" {
+			args = []string{"request", "--tcp", tcpAddr, doc}
+		}
+		logOK(t, args...)
+		replies[transport] = doc + ".tsr"
+	}
+	// log verify, for the tokens it can name: an RFC 3161 token carries
+	// its serial, an Authenticode countersignature does not. The TCP token
+	// is the last issued: once it is under a checkpoint, all are.
+	for _, transport := range []string{"http", "tcp"} {
+		got := logOK(t, "log", "verify", replies[transport], "--url", s.base, "--log-key", keyFile, "--ca", ca, "--wait", "10s")
+		if !strings.Contains(got, "token:      signature and chain verified against "+ca) || !strings.HasSuffix(got, "\nOK\n") {
+			t.Errorf("log verify of the %s token:\n%s", transport, got)
+		}
+	}
+
+	for _, c := range []struct {
+		args  []string
+		trust string
+	}{
+		{[]string{"--ca", ca}, "against " + ca},
+		{nil, "against each token's embedded certificate only"},
+	} {
+		got := logOK(t, append([]string{"log", "audit", "--url", s.base, "--log-key", keyFile}, c.args...)...)
+		if !strings.Contains(got, "3 tokens (2 RFC 3161, 1 Authenticode) verified "+c.trust) || !strings.HasSuffix(got, "audit: OK\n") ||
+			strings.Contains(got, "FAIL") || strings.Contains(got, "FLAG") {
+			t.Errorf("log audit %v:\n%s", c.args, got)
+		}
+	}
+
+	// The three requests were what the test meant them to be.
+	if err := s.stop(t); err != nil {
+		t.Fatalf("tsad did not stop cleanly: %v\n%s", err, s.output())
+	}
+	var kinds []string
+	for _, evs := range readStore(t, data) {
+		for _, e := range evs {
+			if r, ok := e.(*events.TimestampRequested); ok {
+				kinds = append(kinds, r.Transport+"/"+cmp.Or(r.Protocol, "rfc3161"))
+			}
+		}
+	}
+	slices.Sort(kinds)
+	if want := []string{"http/authenticode", "http/rfc3161", "tcp/rfc3161"}; !slices.Equal(kinds, want) {
+		t.Errorf("requests recorded as %v, want %v", kinds, want)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/chronolog/chronolog/adapters/logclient"
 	"github.com/chronolog/chronolog/adapters/logkey"
+	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
@@ -116,7 +118,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// tokenChecker verifies tokens' signatures: against the roots of --ca, or,
+// tokenChecker verifies tokens' signatures, each by its kind (an RFC 3161
+// token, an Authenticode countersignature): against the roots of --ca, or,
 // without it, against each token's own embedded certificate, which proves
 // a token intact but not who issued it.
 type tokenChecker struct {
@@ -127,10 +130,19 @@ type tokenChecker struct {
 	signers []*x509.Certificate
 }
 
-func (c *tokenChecker) check(token []byte) (time.Time, error) {
-	c.mu.Lock()
-	known := append([]*x509.Certificate(nil), c.signers...)
-	c.mu.Unlock()
+// check verifies the token issued records and returns the time it states.
+func (c *tokenChecker) check(issued *events.TimestampIssued) (time.Time, error) {
+	switch issued.Protocol {
+	case "":
+		return c.checkRFC3161(issued.Token)
+	case events.ProtocolAuthenticode:
+		return c.checkAuthenticode(issued.Token)
+	}
+	return time.Time{}, fmt.Errorf("a token of protocol %q, which this tsactl does not know", issued.Protocol)
+}
+
+func (c *tokenChecker) checkRFC3161(token []byte) (time.Time, error) {
+	known := c.known()
 	opts := rfc3161.VerifyOptions{Roots: c.roots, Certificates: known}
 	if c.roots == nil {
 		embedded, err := rfc3161.TokenCertificates(token)
@@ -148,6 +160,37 @@ func (c *tokenChecker) check(token []byte) (time.Time, error) {
 	}
 	c.remember(v.Signer)
 	return v.TSTInfo.GenTime, nil
+}
+
+// checkAuthenticode verifies a countersignature against the certificate
+// it must carry and, with --ca, that certificate's chain at its signing
+// time, for time stamping, as an RFC 3161 token's is checked at genTime.
+// Its signing time is what the TSA records as genTime.
+func (c *tokenChecker) checkAuthenticode(token []byte) (time.Time, error) {
+	v, err := authenticode.Verify(token)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if c.roots != nil {
+		inter := x509.NewCertPool()
+		for _, cert := range append(v.Certificates, c.known()...) {
+			inter.AddCert(cert)
+		}
+		if _, err := v.Certificate.Verify(x509.VerifyOptions{
+			Roots: c.roots, Intermediates: inter, CurrentTime: v.SigningTime,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+		}); err != nil {
+			return time.Time{}, fmt.Errorf("TSA certificate: %w", err)
+		}
+	}
+	c.remember(v.Certificate)
+	return v.SigningTime, nil
+}
+
+func (c *tokenChecker) known() []*x509.Certificate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*x509.Certificate(nil), c.signers...)
 }
 
 func (c *tokenChecker) remember(cert *x509.Certificate) {

@@ -77,7 +77,8 @@ func printAuditReport(r translog.AuditReport, trust string) {
 	if cp := r.Checkpoint; cp.Origin != "" {
 		fmt.Printf("checkpoint: origin %s, size %d, root %s\n", cp.Origin, cp.Size, b64root(cp.Root))
 	}
-	fmt.Printf("audited:    %d segments, %d events, %d tokens verified %s\n", r.Segments, r.Events, r.Tokens, trust)
+	fmt.Printf("audited:    %d segments, %d events, %d tokens (%d RFC 3161, %d Authenticode) verified %s\n",
+		r.Segments, r.Events, r.Tokens, r.Tokens-r.Authenticode, r.Authenticode, trust)
 	for _, f := range r.Findings {
 		fmt.Println(f)
 	}

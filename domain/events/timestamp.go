@@ -98,6 +98,10 @@ type TimestampIssued struct {
 
 func (TimestampIssued) EventType() string { return TypeTimestampIssued }
 
+// ProtocolAuthenticode is the Protocol of a TimestampIssued (and its
+// TimestampRequested) for a Microsoft Authenticode countersignature.
+const ProtocolAuthenticode = "authenticode"
+
 // TimestampRejected records a refused request: a TSP rejection (Status and
 // FailInfo set, HTTPStatus 200) or a transport refusal (HTTPStatus 405, 413
 // or 415, no FailInfo).

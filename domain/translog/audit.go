@@ -32,18 +32,21 @@ type AuditSource interface {
 	Segment(ctx context.Context, index uint64) (leaf []byte, events []AuditEvent, err error)
 }
 
-// TokenCheck verifies a token's signature (and whatever else the caller
-// trusts: a CA, a certificate) and returns its genTime. It is injected
-// because certificate checks need the machine's roots and files, which this
+// TokenCheck verifies the token an event records, by its kind: an RFC 3161
+// token, or, when issued.Protocol is events.ProtocolAuthenticode, a PKCS#7
+// countersignature. It checks the signature (and whatever else the caller
+// trusts: a CA, a certificate) and returns the time the token states: an
+// RFC 3161 genTime, an Authenticode signingTime. It is injected because
+// certificate checks need the machine's roots and files, which this
 // package does not touch.
-type TokenCheck func(token []byte) (genTime time.Time, err error)
+type TokenCheck func(issued *events.TimestampIssued) (genTime time.Time, err error)
 
 // AuditConfig says what an Auditor checks, against what.
 type AuditConfig struct {
 	Source AuditSource
 	// Log verifies the log's checkpoints; its name is the log's origin.
 	Log note.Verifier
-	// CheckToken verifies every token the log holds.
+	// CheckToken verifies every token the log holds, of either kind.
 	CheckToken TokenCheck
 	// Tolerance is how far a token's genTime may fall behind the latest
 	// genTime seen before it in log order without being flagged: tokens are
@@ -116,8 +119,9 @@ type AuditReport struct {
 	// did not verify).
 	Checkpoint Checkpoint
 	// Segments and Events are how many were read; Tokens how many tokens
-	// passed the token check.
-	Segments, Events, Tokens uint64
+	// passed the token check, Authenticode how many of those were
+	// Authenticode countersignatures.
+	Segments, Events, Tokens, Authenticode uint64
 	// Failures and Flags count the findings by severity; Findings lists
 	// the first maxFindings of them, in the order found.
 	Failures, Flags int
@@ -305,12 +309,18 @@ func (a *Auditor) tokens(r *AuditReport, g *genTimes, evs []AuditEvent) {
 			continue
 		}
 		where := fmt.Sprintf("token serial %s at position %d", ti.Serial, e.Position)
-		gen, err := a.cfg.CheckToken(ti.Token)
+		if ti.Protocol == events.ProtocolAuthenticode {
+			where = fmt.Sprintf("Authenticode token serial %s at position %d", ti.Serial, e.Position)
+		}
+		gen, err := a.cfg.CheckToken(ti)
 		if err != nil {
 			r.add(Failure, "%s: signature does not verify: %v", where, err)
 			continue
 		}
 		r.Tokens++
+		if ti.Protocol == events.ProtocolAuthenticode {
+			r.Authenticode++
+		}
 		if !gen.Equal(ti.GenTime) {
 			r.add(Failure, "%s: the token's genTime %s differs from the %s its event records",
 				where, formatTime(gen), formatTime(ti.GenTime))

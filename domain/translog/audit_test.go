@@ -50,13 +50,30 @@ func (m *servedLog) clone() *servedLog {
 	return c
 }
 
-// tokenBook stands in for the CMS check: a token is "token:<serial>", its
-// genTime whatever the test said, and a token it does not know has a bad
-// signature.
+// tokenBook stands in for the token checks: an RFC 3161 token is
+// "token:<serial>", an Authenticode countersignature
+// "countersignature:<serial>", its genTime whatever the test said. A token
+// checked as the other kind does not parse, as a real one would not; a
+// token it does not know has a bad signature.
 type tokenBook map[string]time.Time
 
-func (b tokenBook) check(token []byte) (time.Time, error) {
-	gen, ok := b[string(token)]
+const countersignaturePrefix = "countersignature:"
+
+func (b tokenBook) check(ti *events.TimestampIssued) (time.Time, error) {
+	token := string(ti.Token)
+	switch counter := strings.HasPrefix(token, countersignaturePrefix); ti.Protocol {
+	case "":
+		if counter {
+			return time.Time{}, errors.New("rfc3161: SignedData does not encapsulate a TSTInfo")
+		}
+	case events.ProtocolAuthenticode:
+		if !counter {
+			return time.Time{}, errors.New("authenticode response: encapsulated content is not data")
+		}
+	default:
+		return time.Time{}, fmt.Errorf("no check for tokens of protocol %q", ti.Protocol)
+	}
+	gen, ok := b[token]
 	if !ok {
 		return time.Time{}, errors.New("crypto/ecdsa: verification error")
 	}
@@ -65,9 +82,10 @@ func (b tokenBook) check(token []byte) (time.Time, error) {
 
 // request is one granted request: its events, as the TSA records them.
 type request struct {
-	serial  string
-	genTime time.Time // recorded in the event
-	token   string
+	serial   string
+	genTime  time.Time // recorded in the event
+	token    string
+	protocol string // TimestampIssued.Protocol: "" for RFC 3161
 }
 
 // buildLog records reqs as a TSA would (requested, one filter decision,
@@ -86,9 +104,9 @@ func buildLog(t *testing.T, signer note.Signer, segmentEvents int, reqs []reques
 	}
 	for i, q := range reqs {
 		s := events.RequestStream(q.serial)
-		add(s, events.TimestampRequested{Serial: q.serial, Service: "tsa", Path: "/tsa", Method: "POST", Parsed: true, ReceivedAt: q.genTime})
+		add(s, events.TimestampRequested{Serial: q.serial, Service: "tsa", Path: "/tsa", Method: "POST", Parsed: true, ReceivedAt: q.genTime, Protocol: q.protocol})
 		add(s, events.FilterDecided{Serial: q.serial, Filter: "hash", Verdict: events.VerdictAccepted})
-		add(s, events.TimestampIssued{Serial: q.serial, GenTime: q.genTime, Policy: "1.2.3", Token: []byte(q.token)})
+		add(s, events.TimestampIssued{Serial: q.serial, GenTime: q.genTime, Policy: "1.2.3", Token: []byte(q.token), Protocol: q.protocol})
 		if i%3 == 2 {
 			add(events.LogSegmentsStream, events.LogSegmentSealed{Index: uint64(i), First: 1, Last: 2, Count: 2, Log: "test"})
 		}
@@ -462,6 +480,95 @@ func TestAuditTokens(t *testing.T) {
 			}
 			if r.Tokens != wantTokens {
 				t.Errorf("%d tokens verified, want %d", r.Tokens, wantTokens)
+			}
+		})
+	}
+}
+
+// TestAuditVerifiesEachTokenByItsKind: a log holds RFC 3161 tokens and
+// Authenticode countersignatures side by side, and the check is told which
+// is which by the event that records it.
+func TestAuditVerifiesEachTokenByItsKind(t *testing.T) {
+	signer, v := keys(t, auditOrigin)
+	// Requests 1, 3 and 5 are Authenticode. Each request is three events,
+	// the third its TimestampIssued; a bookkeeping event follows the third
+	// request (position 10).
+	mixed := func(edit func(i int, q *request, book tokenBook)) (*servedLog, tokenBook) {
+		reqs, book := steadyRequests(6)
+		for i := range reqs {
+			q := &reqs[i]
+			if i%2 == 1 {
+				delete(book, q.token)
+				q.protocol, q.token = events.ProtocolAuthenticode, countersignaturePrefix+q.serial
+				book[q.token] = q.genTime
+			}
+			if edit != nil {
+				edit(i, q, book)
+			}
+		}
+		return buildLog(t, signer, 5, reqs), book
+	}
+
+	m, book := mixed(nil)
+	r, err := runAudit(t, m, v, book, time.Second, false)
+	if err != nil || r.Failures != 0 || r.Flags != 0 {
+		t.Fatalf("a log of both kinds of token: err %v, %d failures, %d flags\n%s", err, r.Failures, r.Flags, findingsText(r))
+	}
+	if r.Tokens != 6 || r.Authenticode != 3 {
+		t.Errorf("%d tokens verified, %d of them Authenticode; want 6 and 3", r.Tokens, r.Authenticode)
+	}
+
+	tests := []struct {
+		name string
+		edit func(i int, q *request, book tokenBook)
+		want string
+	}{
+		{
+			name: "a countersignature that does not verify",
+			edit: func(i int, q *request, book tokenBook) {
+				if i == 3 {
+					delete(book, q.token)
+				}
+			},
+			want: "Authenticode token serial 1a03 at position 13: signature does not verify: crypto/ecdsa: verification error",
+		},
+		{
+			name: "a countersignature whose signingTime is not the genTime its event records",
+			edit: func(i int, q *request, book tokenBook) {
+				if i == 1 {
+					q.genTime = q.genTime.Add(time.Second)
+				}
+			},
+			want: "Authenticode token serial 1a01 at position 6: the token's genTime 2026-11-24T10:00:01Z differs from the 2026-11-24T10:00:02Z its event records",
+		},
+		{
+			name: "a countersignature recorded as an RFC 3161 token",
+			edit: func(i int, q *request, book tokenBook) {
+				if i == 5 {
+					q.protocol = ""
+				}
+			},
+			want: "token serial 1a05 at position 19: signature does not verify: rfc3161: SignedData does not encapsulate a TSTInfo",
+		},
+		{
+			name: "an RFC 3161 token recorded as a countersignature",
+			edit: func(i int, q *request, book tokenBook) {
+				if i == 2 {
+					q.protocol = events.ProtocolAuthenticode
+				}
+			},
+			want: "Authenticode token serial 1a02 at position 9: signature does not verify: authenticode response:",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, book := mixed(tt.edit)
+			r, err := runAudit(t, m, v, book, time.Second, false)
+			if !errors.Is(err, ErrAuditFailed) || r.Failures != 1 {
+				t.Fatalf("err %v, %d failures; want one\n%s", err, r.Failures, findingsText(r))
+			}
+			if got := r.Findings[0].Message; !strings.HasPrefix(got, tt.want) {
+				t.Errorf("finding %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,7 +90,8 @@ type Writer struct {
 	mu     sync.Mutex
 	status Status
 	// awaiting holds sealed segments whose events no checkpoint covers yet,
-	// oldest first, with the time their oldest event reached the writer.
+	// oldest first, with the time their first event that is not
+	// bookkeeping reached the writer.
 	awaiting []sealedAt
 	lags     lagWindow
 }
@@ -112,7 +114,8 @@ type Status struct {
 	// size of the last checkpoint recorded.
 	Leaves, CheckpointSize uint64
 	// LagP50, LagP99 and LagMax are over the recent segments: from their
-	// oldest event reaching the writer to a recorded checkpoint covering it.
+	// first event that is not the writer's own bookkeeping reaching the
+	// writer to a recorded checkpoint covering it.
 	LagP50, LagP99, LagMax time.Duration
 	// LagSamples is how many segments those figures are over.
 	LagSamples int
@@ -208,8 +211,13 @@ func (w *Writer) run(parent context.Context) error {
 			}
 		}
 	}()
-	sealer := NewSealer(w.cfg.MaxEvents, after, events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned)
-	var oldest time.Time // when the first pending event arrived
+	sealer := NewSealer(w.cfg.MaxEvents, after, bookkeeping...)
+	// oldest is when the first pending event that is not bookkeeping
+	// reached the writer; zero while none is pending. The lag is the
+	// TSA's events': the writer's own bookkeeping waits, uncut, through
+	// every idle spell, and timing a segment from it would count the
+	// idle time as lag.
+	var oldest time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,7 +229,7 @@ func (w *Writer) run(parent context.Context) error {
 			return fmt.Errorf("translog: event feed: %w", err)
 		case evs := <-feed:
 			for _, e := range evs {
-				if sealer.Pending() == 0 {
+				if oldest.IsZero() && !slices.Contains(bookkeeping, e.Type) {
 					oldest = w.p.Clock.Now()
 				}
 				seg, full, err := sealer.Add(Event{Position: e.Position, Type: e.Type, Payload: e.Payload})
@@ -232,6 +240,7 @@ func (w *Writer) run(parent context.Context) error {
 					if err := w.publish(ctx, seg, oldest); err != nil {
 						return err
 					}
+					oldest = time.Time{}
 				}
 			}
 			w.mu.Lock()
@@ -242,11 +251,17 @@ func (w *Writer) run(parent context.Context) error {
 				if err := w.publish(ctx, seg, oldest); err != nil {
 					return err
 				}
+				oldest = time.Time{}
 			}
 			w.recordCheckpoint(ctx)
 		}
 	}
 }
+
+// bookkeeping are the event types the writer records about its own work:
+// alone they never make a segment worth cutting (see Sealer), nor start
+// its lag.
+var bookkeeping = []string{events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned}
 
 // resume finds where the log stops, records any sealed segment whose
 // event was lost in a crash, and returns the position after which the
@@ -321,7 +336,9 @@ func (w *Writer) recordedSegments(ctx context.Context) (uint64, error) {
 }
 
 // publish appends seg's leaf, retrying while the log is down, and records
-// it.
+// it. oldest is when its first event that is not bookkeeping reached the
+// writer; zero for a segment of bookkeeping alone (cut by size), which
+// then gives no lag sample.
 func (w *Writer) publish(ctx context.Context, seg Segment, oldest time.Time) error {
 	index, leaf := w.next, seg.Leaf.Marshal()
 	if err := w.retry(ctx, "append a segment", func() error { return w.p.Log.Append(ctx, index, leaf) }); err != nil {
@@ -399,7 +416,9 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 	defer w.mu.Unlock()
 	w.status.CheckpointSize = cp.Size
 	for len(w.awaiting) > 0 && w.awaiting[0].index < cp.Size {
-		w.lags.add(now.Sub(w.awaiting[0].since))
+		if since := w.awaiting[0].since; !since.IsZero() {
+			w.lags.add(now.Sub(since))
+		}
 		w.awaiting = w.awaiting[1:]
 	}
 }

@@ -221,9 +221,14 @@ type rig struct {
 
 func startWriter(t *testing.T, store *fakeStore, log *fakeLog, maxEvents int) *rig {
 	t.Helper()
+	return startWriterWith(t, store, log, maxEvents, fixedClock{})
+}
+
+func startWriterWith(t *testing.T, store *fakeStore, log *fakeLog, maxEvents int, clock Clock) *rig {
+	t.Helper()
 	r := &rig{store: store, log: log, tick: make(chan time.Time)}
 	w, err := NewWriter(WriterConfig{Backend: "tessera", MaxEvents: maxEvents, Node: "n1"},
-		WriterPorts{Store: store, Log: log, IDs: &seqIDs{}, Clock: fixedClock{}, Tick: r.tick, Logs: quiet{}})
+		WriterPorts{Store: store, Log: log, IDs: &seqIDs{}, Clock: clock, Tick: r.tick, Logs: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,5 +465,115 @@ func TestWriterAdoptsAnEarlierCutQueuedBeforeACrash(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the queued leaf is not in the log")
+	}
+}
+
+// manualClock is a clock the test moves.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// waitSeen waits until the writer has received every event in the store.
+func (r *rig) waitSeen(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); r.w.Status().Seen < r.store.size(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer saw %d of %d events", r.w.Status().Seen, r.store.size())
+		}
+	}
+}
+
+// tickUntilCheckpointed ticks until a recorded checkpoint covers every
+// event up to position upTo, and the writer has received what it recorded
+// meanwhile. (A tick is taken before it is handled: the status seen after
+// one may be the one before it.)
+func (r *rig) tickUntilCheckpointed(t *testing.T, upTo uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r.tickOnce(t)
+		if st := r.w.Status(); st.Covered >= upTo && st.CheckpointSize == st.Leaves {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint covers position %d: %+v", upTo, r.w.Status())
+		}
+	}
+	r.waitSeen(t)
+}
+
+// TestWriterLagCountsFromTheFirstSubstantiveEvent: after an idle spell the
+// writer's own bookkeeping events (the last segment's LogSegmentSealed,
+// the last LogCheckpointSigned) have waited, uncut, since before it. The
+// first segment cut under the next load holds them, but its lag runs from
+// the first event that made it worth cutting reaching the writer, not
+// from them.
+func TestWriterLagCountsFromTheFirstSubstantiveEvent(t *testing.T) {
+	signer, _ := keys(t, origin)
+	clock := &manualClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	r := startWriterWith(t, store, log, 100, clock)
+	w := r.w
+
+	const tick = 250 * time.Millisecond
+	// Load: three events, cut and checkpointed a tick after they arrive.
+	appendEvents(t, store, 3)
+	r.waitSeen(t)
+	clock.advance(tick)
+	r.tickUntilCheckpointed(t, store.size())
+	// Idle: only the writer's bookkeeping is pending, and no tick cuts it.
+	if st := w.Status(); st.Covered >= store.size() {
+		t.Fatalf("no bookkeeping pending after the checkpoint: %+v, %d events", st, store.size())
+	}
+	for range 4 {
+		clock.advance(25 * time.Second / 4)
+		r.tickOnce(t)
+	}
+	// Load again.
+	appendEvents(t, store, 3)
+	r.waitSeen(t)
+	clock.advance(tick)
+	r.tickUntilCheckpointed(t, store.size())
+
+	st := w.Status()
+	if st.LagSamples != 2 || st.LagMax != tick || st.LagP50 != tick {
+		t.Errorf("lag over %d segments: p50 %s, max %s; want 2 segments, each %s", st.LagSamples, st.LagP50, st.LagMax, tick)
+	}
+}
+
+// TestWriterLagLeavesOutSegmentsOfBookkeepingAlone: a segment cut by size
+// that holds only the writer's bookkeeping has no event of the TSA's to
+// time, and gives no lag sample (rather than one from the zero time).
+func TestWriterLagLeavesOutSegmentsOfBookkeepingAlone(t *testing.T) {
+	signer, _ := keys(t, origin)
+	clock := &manualClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	store, log := newFakeStore(), &fakeLog{signer: signer}
+	// Two events a segment: the LogSegmentSealed and LogCheckpointSigned
+	// of each round fill the next segment by themselves.
+	r := startWriterWith(t, store, log, 2, clock)
+	appendEvents(t, store, 2)
+	r.waitSeen(t) // the segment of the two is cut
+	clock.advance(time.Second)
+	// The first tick checkpoints it; each tick after checkpoints a
+	// segment of the previous round's bookkeeping.
+	for deadline := time.Now().Add(5 * time.Second); r.w.Status().CheckpointSize < 3; r.tickOnce(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no third checkpoint: %+v", r.w.Status())
+		}
+	}
+	if st := r.w.Status(); st.LagSamples != 1 || st.LagMax != time.Second {
+		t.Errorf("%d checkpointed segments gave %d lag samples, max %s; want 1 sample of 1s", st.CheckpointSize, st.LagSamples, st.LagMax)
 	}
 }
