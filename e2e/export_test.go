@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +75,8 @@ func TestExportBundle(t *testing.T) {
 	to := time.Now().UTC()
 	time.Sleep(10 * time.Millisecond)
 	// A request after the window: with it the log seals the window's tail
-	// (its own bookkeeping events, which alone it never seals).
+	// (its own bookkeeping events, which alone it never seals); without
+	// it, see TestExportIdleTSA.
 	if r := ask(t, s.url); r.Token == nil {
 		t.Fatal("the request after the window was not granted")
 	}
@@ -137,11 +141,7 @@ func TestExportBundle(t *testing.T) {
 
 	// Tampering, each on its own copy of the bundle.
 	tokenFile := "tokens/" + noCert + ".tsr"
-	cases := []struct {
-		name   string
-		tamper func(t *testing.T, dir string)
-		want   []string
-	}{
+	cases := []tamperCase{
 		{"one byte of a token file flipped", func(t *testing.T, dir string) {
 			flipByte(t, filepath.Join(dir, tokenFile), func(b []byte) int { return len(b) - 5 })
 		}, []string{
@@ -182,22 +182,7 @@ func TestExportBundle(t *testing.T) {
 			tokenFile + ": missing: the token issued at position ",
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "bundle")
-			copyBundle(t, bundle, dir)
-			c.tamper(t, dir)
-			got, code := verify(dir, ca, vkey)
-			if code == 0 || !strings.Contains(got, "\nverify:       FAILED, ") {
-				t.Errorf("exit %d\n%s", code, got)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("output lacks %q:\n%s", w, got)
-				}
-			}
-		})
-	}
+	checkTampered(t, bundle, func(dir string) (string, int) { return verify(dir, ca, vkey) }, cases)
 
 	// The wrong trust anchors: another CA, another log key.
 	other := newTestCA(t, work, "other")
@@ -213,6 +198,262 @@ func TestExportBundle(t *testing.T) {
 	got, code = verify(bundle, ca, otherKey)
 	if code == 0 || !strings.Contains(got, "log/checkpoint: does not verify with the log key") {
 		t.Errorf("another log key: exit %d\n%s", code, got)
+	}
+}
+
+// TestExportIdleTSA exports ranges that end after the TSA's last event,
+// the TSA idle: the log writer seals its own bookkeeping (the last
+// segment's seal, the checkpoints after it) only with the next request, so
+// no checkpoint covers the range's last positions while the TSA is idle.
+// The export must still succeed within seconds, carrying that bookkeeping
+// with evidence of its own, which export verify checks.
+func TestExportIdleTSA(t *testing.T) {
+	data, work := t.TempDir(), t.TempDir()
+	s := startServer(t, data)
+	keyLine := regexp.MustCompile(`(?m)^log key: (\S+)$`).FindStringSubmatch(s.output())
+	if keyLine == nil || s.caFile() == "" {
+		t.Fatalf("tsad did not print its log key and CA:\n%s", s.output())
+	}
+	vkey, ca := keyLine[1], s.caFile()
+	verify := func(dir string) (string, int) {
+		return logRun(t, "export", "verify", dir, "--ca", ca, "--log-key", vkey)
+	}
+
+	from := time.Now().UTC()
+	for range 3 {
+		if r := ask(t, s.url); r.Token == nil {
+			t.Fatalf("not granted: %+v", r)
+		}
+	}
+	// Idle: within a writer tick (250 ms) the last request's segment is
+	// sealed, within a checkpoint interval (200 ms) published; all the log
+	// records after that is its own bookkeeping.
+	idle := func() { time.Sleep(1500 * time.Millisecond) }
+	export := func(name string, to time.Time) string {
+		t.Helper()
+		bundle := filepath.Join(work, name)
+		start := time.Now()
+		got, code := logRun(t, "export", "--data", data, "--url", s.url, "--from", from.Format(time.RFC3339Nano),
+			"--to", to.Format(time.RFC3339Nano), "--out", bundle)
+		took := time.Since(start)
+		if code != 0 {
+			t.Fatalf("export of [%s, %s) on an idle TSA: exit %d after %s\n%s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), code, took, got)
+		}
+		if took > 5*time.Second {
+			t.Errorf("export of a range ending after the last event took %s, want seconds", took)
+		}
+		if !regexp.MustCompile(`(?m)^bookkeeping: positions? \d+(–\d+)?, the log's own records after the range's last other event, each with its evidence: \d+ segment seals?, \d+ checkpoints?$`).MatchString(got) {
+			t.Errorf("export output lacks the trailing bookkeeping:\n%s", got)
+		}
+		t.Logf("tsactl export (%s):\n%s", took.Round(time.Millisecond), got)
+		// The premise: the range ends in bookkeeping, a seal and a
+		// checkpoint at least.
+		if tail := bookkeepingTail(t, bundle); tail["LogSegmentSealed.v1"] == 0 || tail["LogCheckpointSigned.v1"] == 0 {
+			t.Fatalf("the range does not end in a segment's seal and a checkpoint: %v", tail)
+		}
+		got, code = verify(bundle)
+		if code != 0 {
+			t.Fatalf("export verify: exit %d\n%s", code, got)
+		}
+		t.Logf("tsactl export verify:\n%s", got)
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^bookkeeping: +positions? \d+(–\d+)? after the range's last other event: \d+ segment seals? proven in log/checkpoint, \d+ checkpoints? verified with the log key and consistent with it: OK$`),
+			regexp.MustCompile(`(?m)^verify: +OK$`),
+		} {
+			if !want.MatchString(got) {
+				t.Errorf("export verify output lacks %s:\n%s", want, got)
+			}
+		}
+		return bundle
+	}
+	// A range over since a moment, ending after the last event (a day
+	// that ended while the TSA was idle), then one ending now.
+	idle()
+	over := time.Now().UTC()
+	time.Sleep(300 * time.Millisecond)
+	export("over", over)
+	idle()
+	bundle := export("now", time.Now().UTC())
+
+	// Tampering with the trailing bookkeeping or its evidence.
+	seg := segmentProofFile(t, bundle)
+	cases := []tamperCase{
+		{"a trailing segment seal's root changed", func(t *testing.T, dir string) {
+			flipByte(t, filepath.Join(dir, "events.jsonl"), tailDigitAfter(t, "LogSegmentSealed.v1", `"root":"`))
+		}, []string{
+			"events.jsonl: sha256 ",
+			"the LogSegmentSealed of segment ",
+			" differs from the log's leaf in " + seg + " (root)",
+		}},
+		{"a trailing checkpoint's note changed", func(t *testing.T, dir string) {
+			flipByte(t, filepath.Join(dir, "events.jsonl"), tailDigitAfter(t, "LogCheckpointSigned.v1", `"note":"`))
+		}, []string{
+			"events.jsonl: sha256 ",
+			": the LogCheckpointSigned's note does not verify with the log key",
+		}},
+		{"a trailing checkpoint's root changed beside its note", func(t *testing.T, dir string) {
+			flipByte(t, filepath.Join(dir, "events.jsonl"), tailDigitAfter(t, "LogCheckpointSigned.v1", `"root":"`))
+		}, []string{
+			"events.jsonl: sha256 ",
+			": the LogCheckpointSigned differs from its note (root)",
+		}},
+		{"a trailing segment's inclusion proof changed", func(t *testing.T, dir string) {
+			editJSON(t, filepath.Join(dir, filepath.FromSlash(seg)), func(m map[string]any) {
+				zero := base64.StdEncoding.EncodeToString(make([]byte, 32))
+				if path := m["logPath"].([]any); len(path) > 0 {
+					path[0] = zero
+				} else {
+					m["logPath"] = []any{zero}
+				}
+			})
+		}, []string{
+			seg + ": sha256 ",
+			seg + ": segment ",
+			" does not lead to the root of log/checkpoint",
+		}},
+		{"a trailing segment's inclusion proof removed", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(seg))); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{
+			seg + ": listed in the manifest but missing",
+			seg + ": missing: the segment sealed at position ",
+		}},
+	}
+	checkTampered(t, bundle, verify, cases)
+}
+
+// bookkeepingTail counts, by type, the events of a bundle's events.jsonl
+// after its last event that is not the log's bookkeeping.
+func bookkeepingTail(t *testing.T, bundle string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(bundle, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := map[string]int{}
+	for _, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		typ := lineType(line)
+		if typ != "LogSegmentSealed.v1" && typ != "LogCheckpointSigned.v1" {
+			clear(tail)
+			continue
+		}
+		tail[typ]++
+	}
+	return tail
+}
+
+var typeField = regexp.MustCompile(`"type":"([^"]+)"`)
+
+func lineType(line []byte) string {
+	if m := typeField.FindSubmatch(line); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// tailDigitAfter picks, in events.jsonl, a digit after field in the last
+// event of type typ, which must be in the trailing bookkeeping.
+func tailDigitAfter(t *testing.T, typ, field string) func([]byte) int {
+	return func(b []byte) int {
+		t.Helper()
+		at, start, substantive := -1, 0, -1
+		for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+			switch lt := lineType(line); {
+			case lt == typ:
+				at = start
+			case lt != "" && lt != "LogSegmentSealed.v1" && lt != "LogCheckpointSigned.v1":
+				substantive = start
+			}
+			start += len(line)
+		}
+		if at < 0 || at < substantive {
+			t.Fatalf("no %s after the last other event in events.jsonl", typ)
+		}
+		line := b[at:]
+		line = line[:bytes.IndexByte(line, '\n')]
+		i := bytes.Index(line, []byte(field))
+		if i < 0 {
+			t.Fatalf("the last %s has no %s", typ, field)
+		}
+		// The first digit after the field's start: of a hash, a digit of
+		// it; of a note, of its size line or after.
+		for j := i + len(field); j < len(line); j++ {
+			if line[j] >= '0' && line[j] <= '9' {
+				return at + j
+			}
+		}
+		t.Fatalf("the last %s has no digit after %s", typ, field)
+		return 0
+	}
+}
+
+// segmentProofFile is the path, as the manifest names it, of the proof
+// of the last segment sealed in a bundle's trailing bookkeeping.
+func segmentProofFile(t *testing.T, bundle string) string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(bundle, "log", "segments", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no segment proof in the bundle: %v", err)
+	}
+	last := -1
+	for _, f := range files {
+		i, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil {
+			t.Fatalf("%s: not a segment's proof", f)
+		}
+		last = max(last, i)
+	}
+	return fmt.Sprintf("log/segments/%d.json", last)
+}
+
+// editJSON rewrites a JSON object file through edit.
+func editJSON(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(out, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tamperCase changes a copy of a bundle; the verifier must fail, naming
+// each of want.
+type tamperCase struct {
+	name   string
+	tamper func(t *testing.T, dir string)
+	want   []string
+}
+
+// checkTampered runs each case on its own copy of bundle.
+func checkTampered(t *testing.T, bundle string, verify func(dir string) (string, int), cases []tamperCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bundle")
+			copyBundle(t, bundle, dir)
+			c.tamper(t, dir)
+			got, code := verify(dir)
+			if code == 0 || !strings.Contains(got, "\nverify:       FAILED, ") {
+				t.Errorf("exit %d\n%s", code, got)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
+			}
+		})
 	}
 }
 

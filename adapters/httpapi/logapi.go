@@ -48,6 +48,7 @@ func (a *LogAPI) routes() map[string]http.HandlerFunc {
 		"/log/v1/checkpoints":      a.checkpoints,
 		"/log/v1/proof/{serial}":   a.proof,
 		"/log/v1/consistency":      a.consistency,
+		"/log/v1/inclusion":        a.inclusion,
 		"/log/v1/segments/{index}": a.segment,
 	}
 }
@@ -228,6 +229,32 @@ func (a *LogAPI) consistency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, WireConsistency{From: from, To: to, Proof: EncodeHashes(p)})
+}
+
+// inclusion proves a leaf in the tree of size leaves: what ties a
+// LogSegmentSealed event, which no segment may cover yet, to a checkpoint.
+func (a *LogAPI) inclusion(w http.ResponseWriter, r *http.Request) {
+	index, err1 := uintParam(r, "index", 0)
+	size, err2 := uintParam(r, "size", 0)
+	if err := errors.Join(err1, err2); err != nil || index >= size {
+		apiError(w, http.StatusBadRequest, "want 0 ≤ index < size: %v", err)
+		return
+	}
+	_, cp, err := a.latest(r.Context())
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "%v", err)
+		return
+	}
+	if size > cp.Size {
+		apiError(w, http.StatusBadRequest, "size %d is beyond the latest checkpoint's %d leaves", size, cp.Size)
+		return
+	}
+	p, err := a.Log.InclusionProof(r.Context(), index, size)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, "inclusion of leaf %d in %d: %v", index, size, err)
+		return
+	}
+	writeJSON(w, WireInclusion{Index: index, Size: size, Proof: EncodeHashes(p)})
 }
 
 func (a *LogAPI) segment(w http.ResponseWriter, r *http.Request) {

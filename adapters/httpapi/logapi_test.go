@@ -207,6 +207,23 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 		t.Fatalf("recorded checkpoints are not consistent: %v", err)
 	}
 
+	// Each leaf is proven in the checkpoint's tree.
+	for i := range last.Size {
+		var inc httpapi.WireInclusion
+		if status, _ := r.get(t, fmt.Sprintf("/log/v1/inclusion?index=%d&size=%d", i, last.Size), &inc); status != http.StatusOK {
+			t.Fatalf("inclusion of %d: HTTP %d", i, status)
+		}
+		var seg httpapi.WireSegment
+		r.get(t, fmt.Sprintf("/log/v1/segments/%d?events=false", i), &seg)
+		p, err := httpapi.DecodeHashes(inc.Proof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := merkle.VerifyInclusion(i, last.Size, merkle.LeafHash(seg.Leaf), p, merkle.Hash(last.Root)); err != nil || inc.Index != i || inc.Size != last.Size {
+			t.Errorf("inclusion of leaf %d in %d: %+v: %v", i, last.Size, inc, err)
+		}
+	}
+
 	// Tiles are served read-only; the log's private state is not.
 	for path, want := range map[string]int{
 		"/log/v1/tiles/checkpoint":           200,
@@ -245,6 +262,9 @@ func TestLogAPIErrors(t *testing.T) {
 		"/log/v1/segments/999":                 404,
 		"/log/v1/consistency?from=2&to=1":      400,
 		"/log/v1/consistency?from=0&to=999999": 400,
+		"/log/v1/inclusion?index=1&size=1":     400,
+		"/log/v1/inclusion?index=0&size=99999": 400,
+		"/log/v1/inclusion?index=x&size=1":     400,
 		"/log/v1/checkpoints?limit=0":          400,
 	} {
 		if status, _ := r.get(t, path, &struct{}{}); status != want {

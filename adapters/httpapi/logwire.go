@@ -53,6 +53,13 @@ type WireConsistency struct {
 	Proof []string `json:"proof"`
 }
 
+// WireInclusion proves leaf Index in the tree of Size leaves.
+type WireInclusion struct {
+	Index uint64   `json:"index"`
+	Size  uint64   `json:"size"`
+	Proof []string `json:"proof"`
+}
+
 // WireCheckpoint is a recorded checkpoint.
 type WireCheckpoint struct {
 	Size uint64 `json:"size"`

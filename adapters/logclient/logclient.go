@@ -111,6 +111,23 @@ func (c *Client) Consistency(ctx context.Context, from, to uint64) ([]merkle.Has
 	return p, nil
 }
 
+// Inclusion returns the proof that leaf index is in the tree of size
+// leaves.
+func (c *Client) Inclusion(ctx context.Context, index, size uint64) ([]merkle.Hash, error) {
+	var w httpapi.WireInclusion
+	if err := c.getJSON(ctx, fmt.Sprintf("inclusion?index=%d&size=%d", index, size), &w); err != nil {
+		return nil, err
+	}
+	if w.Index != index || w.Size != size {
+		return nil, fmt.Errorf("logclient: asked for the inclusion of leaf %d in %d, got %d in %d", index, size, w.Index, w.Size)
+	}
+	p, err := httpapi.DecodeHashes(w.Proof)
+	if err != nil {
+		return nil, fmt.Errorf("logclient: inclusion of leaf %d in %d: %w", index, size, err)
+	}
+	return p, nil
+}
+
 // Segment returns the segment at index, with its events unless withEvents
 // is false.
 func (c *Client) Segment(ctx context.Context, index uint64, withEvents bool) (httpapi.WireSegment, error) {

@@ -252,6 +252,18 @@ func TestClientAgainstTheAuditorAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("inclusion", func(t *testing.T) {
+		for i := range uint64(2) {
+			p, err := f.client.Inclusion(ctx, i, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := merkle.VerifyInclusion(i, 2, merkle.LeafHash(f.log.leaves[i]), p, cp.Root); err != nil {
+				t.Errorf("leaf %d in 2 does not verify: %v", i, err)
+			}
+		}
+	})
+
 	t.Run("checkpoint history in pages", func(t *testing.T) {
 		page, err := f.client.Checkpoints(ctx, 0, 1)
 		if err != nil {
@@ -309,6 +321,16 @@ func TestClientErrors(t *testing.T) {
 			name:   "consistency beyond the checkpoint",
 			call:   func() error { _, err := f.client.Consistency(ctx, 1, 3); return err },
 			status: 400, message: "to 3 is beyond the latest checkpoint's 2 leaves",
+		},
+		{
+			name:   "inclusion of a leaf outside the tree",
+			call:   func() error { _, err := f.client.Inclusion(ctx, 2, 2); return err },
+			status: 400, message: "want 0 ≤ index < size",
+		},
+		{
+			name:   "inclusion beyond the checkpoint",
+			call:   func() error { _, err := f.client.Inclusion(ctx, 1, 3); return err },
+			status: 400, message: "size 3 is beyond the latest checkpoint's 2 leaves",
 		},
 		{
 			name:   "segment beyond the log",
@@ -383,6 +405,14 @@ func TestClientRefusesOddAnswers(t *testing.T) {
 			},
 			call: func(c *Client) error { _, err := c.Consistency(context.Background(), 1, 2); return err },
 			want: "asked for consistency 1→2, got 1→3",
+		},
+		{
+			name: "another inclusion proof than asked for",
+			handler: func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprint(w, `{"index":1,"size":3,"proof":[]}`)
+			},
+			call: func(c *Client) error { _, err := c.Inclusion(context.Background(), 1, 2); return err },
+			want: "asked for the inclusion of leaf 1 in 2, got 1 in 3",
 		},
 		{
 			name: "a proof hash that is not 32 bytes",

@@ -47,11 +47,24 @@ Bundle layout (format chronolog-export/1):
   keys.jsonl config.jsonl the whole tsa-keys and tsa-config streams up to the range's end
   tokens/SERIAL.tsr       each RFC 3161 token issued, as a granted TimeStampResp (DER)
   tokens/SERIAL.p7        each Authenticode countersignature (PKCS#7 DER)
-  log/checkpoint          the log's signed checkpoint, covering the range's last event
+  log/checkpoint          the log's signed checkpoint, covering the range up to its last
+                          event that is not the log's own bookkeeping (see below)
   log/proofs/SERIAL.json  each token's inclusion proof, as the server's /log/v1/proof serves it
-  log/consistency/A-B.json  when a proof was made against an older checkpoint (size A):
-                          the proof that log/checkpoint (size B) extends it
+  log/segments/I.json     each segment sealed in the trailing bookkeeping:
+                          {"index":I,"leaf":LEAF,"size":N,"logPath":[...]}, the log's leaf I
+                          (base64) and its inclusion proof in log/checkpoint's tree (size N)
+  log/consistency/A-B.json  when a proof was made against an older checkpoint (size A), or
+                          the trailing bookkeeping records one: the proof that
+                          log/checkpoint (size B) extends it
   manifest.json manifest.tsr
+
+The trailing bookkeeping: the log records its own work as events
+(LogSegmentSealed, LogCheckpointSigned) and seals those only with the next
+request, so on an idle TSA no checkpoint covers the range's last events.
+Those after the range's last other event are covered differently: each
+seal's fields must match the log's leaf it names, proven under
+log/checkpoint; each checkpoint's note must verify with the log key and be
+log/checkpoint or proven extended by it. export verify checks exactly that.
 
 Run 'tsactl export -h' or 'tsactl export verify -h' for the flags.
 `
@@ -158,6 +171,9 @@ type exportSummary struct {
 	config          int
 	serials         []string
 	lastSubstantive uint64 // the range's last event that is not log bookkeeping
+	// tail is the log's bookkeeping after lastSubstantive, which no
+	// checkpoint need cover: it is checked against the log itself.
+	tail bookkeepingTail
 }
 
 func exportBundle(ctx context.Context, o exportOptions) (err error) {
@@ -247,6 +263,10 @@ func exportBundle(ctx context.Context, o exportOptions) (err error) {
 	fmt.Printf("tokens:     %d (%d RFC 3161, %d Authenticode), each with its inclusion proof\n", len(sum.serials), sum.rfc3161, sum.authc)
 	fmt.Printf("streams:    %d clock events in the range; %d key and %d configuration events up to position %d\n", sum.clock, sum.keys, sum.config, last)
 	fmt.Printf("log:        checkpoint origin %s, size %d, covering events up to position %d\n", lg.checkpoint.Origin, lg.checkpoint.Size, lg.covered)
+	if len(sum.tail) > 0 {
+		fmt.Printf("bookkeeping: %s, the log's own records after the range's last other event, each with its evidence: %s, %s\n",
+			sum.tail.positions(), plural(lg.tailSegments, "segment seal"), plural(len(sum.tail)-lg.tailSegments, "checkpoint"))
+	}
 	switch older := len(sum.serials) - lg.againstFinal; {
 	case len(sum.serials) == 0:
 		fmt.Println("proofs:     none (no token in the range)")
@@ -334,7 +354,7 @@ func recordedAt(payload []byte) (time.Time, error) {
 }
 
 // bookkeeping are the log writer's own events, which it seals only with
-// the next event that is not one of them.
+// the next event that is not one of them (export_tail.go).
 func bookkeeping(eventType string) bool {
 	return eventType == events.TypeLogSegmentSealed || eventType == events.TypeLogCheckpointSigned
 }
@@ -388,6 +408,9 @@ func exportEvents(ctx context.Context, st *sqlite.Store, o exportOptions, first,
 			sum.events++
 			if !bookkeeping(r.Type) {
 				sum.lastSubstantive = r.Position
+			}
+			if err := sum.tail.add(r.Position, r.Type, r.Payload); err != nil {
+				return nil, fmt.Errorf("event at position %d: %w", r.Position, err)
 			}
 			if r.Stream == events.ClockStream {
 				if _, err := clockw.Write(line); err != nil {
@@ -494,28 +517,36 @@ type exportedLog struct {
 	// againstFinal is how many proofs lead to the checkpoint itself;
 	// consistency how many consistency proofs tie older ones to it.
 	againstFinal, consistency int
+	// tailSegments is how many of the trailing bookkeeping events are
+	// sealed segments.
+	tailSegments int
 }
 
 // exportLog writes log/checkpoint, the proofs and the consistency proofs.
 // The API proves a token against its latest checkpoint only, so proofs
 // fetched while the log grows lead to different checkpoints: the newest,
 // fetched last, is log/checkpoint, and each older one gets the proof that
-// log/checkpoint extends it.
+// log/checkpoint extends it. The checkpoint need cover the range only up
+// to its last event that is not the log's bookkeeping; the bookkeeping
+// after it gets evidence of its own (exportTail).
 func exportLog(ctx context.Context, c *logclient.Client, o exportOptions, sum *exportSummary) (exportedLog, error) {
 	var lg exportedLog
-	_, first, covered, err := exportCheckpoint(ctx, c, sum.last, o.wait)
+	size, sealed := sum.tail.needs()
+	_, first, covered, err := exportCheckpoint(ctx, c, exportNeed{position: sum.lastSubstantive, size: size}, o.wait)
 	if err != nil {
 		var nc *notCoveredError
-		if errors.As(err, &nc) {
-			msg := fmt.Sprintf("the log's latest checkpoint (size %d) covers the events up to position %d, the range ends at %d: still not covered after %s",
-				nc.size, nc.covered, sum.last, o.wait)
-			if nc.covered >= sum.lastSubstantive {
-				msg += fmt.Sprintf("; positions %d–%d are the log's own bookkeeping, which it seals only with the next request the TSA records: end the range before them, or export again after the TSA has answered another request",
-					nc.covered+1, sum.last)
-			}
-			return lg, errors.New(msg)
+		if !errors.As(err, &nc) {
+			return lg, err
 		}
-		return lg, err
+		if nc.covered < sum.lastSubstantive {
+			return lg, fmt.Errorf("the log's latest checkpoint (size %d) covers the events up to position %d, the range's last event that is not the log's own bookkeeping is at %d: still not covered after %s (is the log writer up? see tsad's /healthz)",
+				nc.size, nc.covered, sum.lastSubstantive, o.wait)
+		}
+		if sealed.segment != nil {
+			return lg, fmt.Errorf("the log's latest checkpoint has %d leaves; the range records, at position %d, the sealing of segment %d: still not under a checkpoint after %s",
+				nc.size, sealed.position, sealed.segment.Index, o.wait)
+		}
+		return lg, fmt.Errorf("the log's latest checkpoint has %d leaves; the range records a checkpoint of %d: still not published after %s", nc.size, size, o.wait)
 	}
 	proofs := map[uint64]httpapi.WireProof{} // by the size of the checkpoint it leads to, one each
 	sizes := map[string]uint64{}
@@ -558,31 +589,44 @@ func exportLog(ctx context.Context, c *logclient.Client, o exportOptions, sum *e
 	if err := os.WriteFile(filepath.Join(o.out, "log", "checkpoint"), signed, 0o644); err != nil {
 		return lg, err
 	}
+	// The older checkpoints log/checkpoint must be proven to extend: the
+	// tail's, and those the proofs lead to.
+	older, err := exportTail(ctx, c, o.out, sum.tail, final)
+	if err != nil {
+		return lg, err
+	}
+	for _, b := range sum.tail {
+		if b.segment != nil {
+			lg.tailSegments++
+		}
+	}
 	for size, p := range proofs {
 		switch cp, _ := parseSignedCheckpoint([]byte(p.Checkpoint)); {
 		case size > final.Size:
 			return lg, fmt.Errorf("a proof leads to a checkpoint of size %d, newer than the latest one, of size %d", size, final.Size)
 		case size == final.Size && cp.Root != final.Root:
 			return lg, fmt.Errorf("the server served two checkpoints of size %d with different roots", size)
-		case size == final.Size:
-		default:
-			hashes, err := c.Consistency(ctx, size, final.Size)
-			if err != nil {
-				return lg, err
-			}
-			raw, err := json.Marshal(httpapi.WireConsistency{From: size, To: final.Size, Proof: httpapi.EncodeHashes(hashes)})
-			if err != nil {
-				return lg, err
-			}
-			dir := filepath.Join(o.out, "log", "consistency")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return lg, err
-			}
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d-%d.json", size, final.Size)), append(raw, '\n'), 0o644); err != nil {
-				return lg, err
-			}
-			lg.consistency++
+		case size < final.Size:
+			older[size] = true
 		}
+	}
+	for _, size := range sortedSizes(older) {
+		hashes, err := c.Consistency(ctx, size, final.Size)
+		if err != nil {
+			return lg, err
+		}
+		raw, err := json.Marshal(httpapi.WireConsistency{From: size, To: final.Size, Proof: httpapi.EncodeHashes(hashes)})
+		if err != nil {
+			return lg, err
+		}
+		dir := filepath.Join(o.out, "log", "consistency")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return lg, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d-%d.json", size, final.Size)), append(raw, '\n'), 0o644); err != nil {
+			return lg, err
+		}
+		lg.consistency++
 	}
 	for _, size := range sizes {
 		if size == final.Size {
@@ -606,9 +650,13 @@ func (e *notCoveredError) Error() string {
 	return fmt.Sprintf("the checkpoint of size %d covers the events up to position %d only", e.size, e.covered)
 }
 
-// exportCheckpoint waits, up to wait, for a checkpoint covering position
-// last, and returns it with the last position it covers.
-func exportCheckpoint(ctx context.Context, c *logclient.Client, last uint64, wait time.Duration) ([]byte, translog.Checkpoint, uint64, error) {
+// exportNeed is what the export's checkpoint must hold: the events up to
+// position, and at least size leaves.
+type exportNeed struct{ position, size uint64 }
+
+// exportCheckpoint waits, up to wait, for a checkpoint meeting need, and
+// returns it with the last position it covers.
+func exportCheckpoint(ctx context.Context, c *logclient.Client, need exportNeed, wait time.Duration) ([]byte, translog.Checkpoint, uint64, error) {
 	deadline := time.Now().Add(wait)
 	told := false
 	for {
@@ -624,7 +672,7 @@ func exportCheckpoint(ctx context.Context, c *logclient.Client, last uint64, wai
 		if err != nil {
 			return nil, cp, 0, err
 		}
-		if covered >= last {
+		if covered >= need.position && cp.Size >= need.size {
 			return signed, cp, covered, nil
 		}
 		left := time.Until(deadline)
@@ -632,7 +680,8 @@ func exportCheckpoint(ctx context.Context, c *logclient.Client, last uint64, wai
 			return nil, cp, covered, &notCoveredError{size: cp.Size, covered: covered}
 		}
 		if !told {
-			fmt.Fprintf(os.Stderr, "the log's checkpoint covers the events up to position %d, the range ends at %d; waiting up to %s\n", covered, last, wait)
+			fmt.Fprintf(os.Stderr, "the log's checkpoint (size %d) covers the events up to position %d, the range's last event other than the log's bookkeeping is at %d; waiting up to %s\n",
+				cp.Size, covered, need.position, wait)
 			told = true
 		}
 		select {

@@ -95,6 +95,9 @@ type bundleVerifier struct {
 	issued   map[string]exportIssued
 	streams  map[string]map[uint64][32]byte // stream → position → digest of its line
 	linesOK  bool                           // events.jsonl was read to its end
+	// tail is the log's bookkeeping after the last other event, checked
+	// against the log itself (export_tail.go).
+	tail bookkeepingTail
 }
 
 type exportRequest struct {
@@ -337,6 +340,9 @@ func (v *bundleVerifier) checkEvents() {
 			return
 		}
 		lastAt = env.RecordedAt
+		if err := v.tail.add(l.Position, env.Type, l.Payload); err != nil {
+			add("line %d (position %d): %v", n, l.Position, err)
+		}
 		if count == 1 && (env.RecordedAt.Before(m.From) || !env.RecordedAt.Before(m.To)) {
 			add("line 1 (position %d): recorded at %s, outside the window [%s, %s)", l.Position, fmtTime(env.RecordedAt), fmtTime(m.From), fmtTime(m.To))
 		}
@@ -643,11 +649,13 @@ func (v *bundleVerifier) checkLog() {
 	signed, err := fs.ReadFile(v.fsys, "log/checkpoint")
 	if err != nil {
 		v.report("log", "", []string{"log/checkpoint: " + err.Error()})
+		fmt.Fprintln(v.out, "bookkeeping:  not checked, without log/checkpoint")
 		return
 	}
 	final, err := translog.OpenCheckpoint(signed, v.log)
 	if err != nil {
 		v.report("log", "", []string{"log/checkpoint: does not verify with the log key: " + err.Error()})
+		fmt.Fprintln(v.out, "bookkeeping:  not checked, without log/checkpoint")
 		return
 	}
 	if final.Origin != v.manifest.LogOrigin {
@@ -729,6 +737,7 @@ func (v *bundleVerifier) checkLog() {
 		how += fmt.Sprintf(" (%d through consistency proofs from older checkpoints)", viaConsistency)
 	}
 	v.report("log", how+", each proving its event byte for byte as in events.jsonl", problems)
+	v.checkBookkeeping(signed, final, anchored)
 }
 
 // checkConsistency checks log/consistency/FROM-TO.json: log/checkpoint
