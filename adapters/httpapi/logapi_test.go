@@ -176,9 +176,17 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 
 	// Every segment's events recompute its root; checkpoints are on record
 	// and each later one extends the earlier.
+	// A checkpoint is served as soon as the log publishes it, and recorded
+	// as LogCheckpointSigned at the writer's next tick: wait for that.
 	var cps httpapi.WireCheckpoints
-	if status, _ := r.get(t, "/log/v1/checkpoints?limit=1000", &cps); status != http.StatusOK || len(cps.Checkpoints) == 0 {
-		t.Fatalf("checkpoints: HTTP %d, %d", status, len(cps.Checkpoints))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		status, _ := r.get(t, "/log/v1/checkpoints?limit=1000", &cps)
+		if status == http.StatusOK && len(cps.Checkpoints) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoints: HTTP %d, %d", status, len(cps.Checkpoints))
+		}
 	}
 	last := cps.Checkpoints[len(cps.Checkpoints)-1]
 	for i := range last.Size {
