@@ -59,6 +59,9 @@ func validate(stream string, events []eventstore.EventData) error {
 // treat any error as "not known to be durable" and fail closed, never as
 // "not written". After Close, Append returns eventstore.ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedState, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if s.readOnly {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: no append (to %q)", ErrReadOnly, stream)
+	}
 	if err := validate(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}
