@@ -303,3 +303,38 @@ func TestWriterNeedsWritableFile(t *testing.T) {
 	}
 	openReadOnly(t, path) // reading it is fine
 }
+
+// TestReadOnlyUnwritableDirectory: beside a running writer a reader needs
+// no write access at all; once the writer stopped, SQLite must make the
+// -shm and -wal files again, and a reader who may not is told so.
+func TestReadOnlyUnwritableDirectory(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("as root every directory is writable")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "events.db")
+	w := startWriter(t, path)
+	w.do(t, "append 5", "head 5")
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	r := openReadOnly(t, path)
+	if readCount(t, r, 0) != 5 {
+		t.Fatal("beside the writer: not every event read")
+	}
+	r.Close()
+	// The writer removes its -shm and -wal files as it closes.
+	os.Chmod(dir, 0o755)
+	w.do(t, "close", "closed")
+	w.cmd.Wait()
+	os.Chmod(dir, 0o555)
+	s, err := New(context.Background(), Config{Path: path, ReadOnly: true})
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a WAL store without its -shm file in a directory it may not write: the case is not tested")
+	}
+	if !strings.Contains(err.Error(), "the directory must be writable") {
+		t.Errorf("the error does not say why: %v", err)
+	}
+}

@@ -280,6 +280,12 @@ func (s *Store) openReaders(ctx context.Context, cfg Config) error {
 		// Nobody migrated it on the way in.
 		var v int
 		if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			var se sqlite3.Error
+			if errors.As(err, &se) && se.Code == sqlite3.ErrReadonly {
+				// No writer has the store open, so its -shm and -wal
+				// files are gone, and this user may not make them.
+				return fmt.Errorf("eventstore/sqlite: %s: %w (a reader makes the WAL's -shm and -wal files beside a store no writer has open: the directory must be writable to this user)", cfg.Path, err)
+			}
 			return fmt.Errorf("eventstore/sqlite: %s: read user_version: %w", cfg.Path, err)
 		}
 		switch {
