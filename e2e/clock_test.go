@@ -82,7 +82,7 @@ type envelope struct {
 func readEnvelopes(t *testing.T, data string) []envelope {
 	t.Helper()
 	readStore(t, data) // validates every event against its schema
-	st, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(data, "events.db")})
+	st, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(data, "events.db"), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

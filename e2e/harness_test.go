@@ -208,11 +208,11 @@ func run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-// readStore opens a stopped server's event store and returns every event,
-// decoded, by stream.
+// readStore opens a server's event store read-only (the server stopped or
+// running) and returns every event, decoded, by stream.
 func readStore(t *testing.T, data string) map[string][]events.Event {
 	t.Helper()
-	st, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(data, "events.db")})
+	st, err := sqlite.New(context.Background(), sqlite.Config{Path: filepath.Join(data, "events.db"), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func checkTesseraLog(t *testing.T, data string) (covered uint64, issuedAt map[st
 func checkLog(t *testing.T, data string, l translog.Log) (covered uint64, issuedAt map[string]uint64) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(data, "events.db")})
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(data, "events.db"), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"sync"
 
@@ -22,6 +23,7 @@ type Store struct {
 
 	mu         sync.Mutex
 	checkpoint uint64
+	readOnly   bool
 }
 
 // Open opens (or creates) the read store of p at path. The read store is
@@ -47,6 +49,30 @@ func Open(ctx context.Context, path string, p Projection) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly opens the existing read store of p at path for reading
+// only (SQLite mode=ro), beside the server that keeps it or not: it
+// creates, migrates and writes nothing, and Apply refuses. Its checkpoint
+// is the one found at open.
+func OpenReadOnly(ctx context.Context, path string, p Projection) (*Store, error) {
+	if !projectionName.MatchString(p.Name()) {
+		return nil, fmt.Errorf("projection name %q: lower case, digits and '-'", p.Name())
+	}
+	// mode=ro creates nothing, but says only "unable to open database file".
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("read store of %s: %w", p.Name(), err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		return nil, fmt.Errorf("open read store %s: %w", path, err)
+	}
+	s := &Store{p: p, db: db, path: path, readOnly: true}
+	if err := s.readCheckpoint(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read store %s of %s: %w", path, p.Name(), err)
+	}
+	return s, nil
+}
+
 func (s *Store) init(ctx context.Context) error {
 	stmts := append([]string{`CREATE TABLE IF NOT EXISTS checkpoint (projection TEXT PRIMARY KEY, position INTEGER NOT NULL)`}, s.p.Schema()...)
 	for _, q := range stmts {
@@ -54,6 +80,10 @@ func (s *Store) init(ctx context.Context) error {
 			return fmt.Errorf("schema: %w", err)
 		}
 	}
+	return s.readCheckpoint(ctx)
+}
+
+func (s *Store) readCheckpoint(ctx context.Context) error {
 	err := s.db.QueryRowContext(ctx, `SELECT position FROM checkpoint WHERE projection = ?`, s.p.Name()).Scan(&s.checkpoint)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
@@ -81,6 +111,9 @@ func (s *Store) Checkpoint() uint64 {
 // moves the checkpoint to the last of them. Events at or below it were
 // applied before and are skipped: delivering a batch twice is harmless.
 func (s *Store) Apply(ctx context.Context, evs []Event) error {
+	if s.readOnly {
+		return fmt.Errorf("%s: the read store %s is open read-only", s.p.Name(), s.path)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := 0

@@ -187,7 +187,7 @@ func exportBundle(ctx context.Context, o exportOptions) (err error) {
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("no event store in %s: %w", o.data, err)
 	}
-	st, err := sqlite.New(ctx, sqlite.Config{Path: dbPath, LiveTail: -1})
+	st, err := sqlite.New(ctx, sqlite.Config{Path: dbPath, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("open the event store: %w", err)
 	}

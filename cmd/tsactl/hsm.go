@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/config"
+	"github.com/chronolog/chronolog/adapters/datadir"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/adapters/signer/pkcs11"
@@ -30,7 +31,9 @@ import (
 
 const hsmUsage = `usage: tsactl hsm <step> [flags]
 
-steps (each is recorded in the event store under --data, stream tsa-keys):
+steps (keygen, import-cert and retire are recorded in the event store under --data,
+stream tsa-keys: they take the data directory, so no tsad may run on it, and open
+its store, creating it if new, before they change the token):
   init-token   initialise a token and its user PIN (SoftHSM2, for development)
   keygen       make a signing key in a token: non-extractable, sensitive, sign-only
   csr          a PKCS#10 request for a key, asking for the critical timeStamping EKU
@@ -80,7 +83,7 @@ func (t *tokenFlags) register(fs *flag.FlagSet, record bool) {
 	fs.StringVar(&t.pin.File, "pin-file", "", "read the user PIN from this file's first line (mode 0600 or stricter)")
 	fs.BoolVar(&t.pin.Prompt, "pin-prompt", false, "ask for the user PIN on the terminal")
 	if record {
-		fs.StringVar(&t.data, "data", "data", "the server's data directory: the step is recorded in its event store")
+		fs.StringVar(&t.data, "data", "data", "the server's data directory: the step is recorded in its event store (created if new; tsad must be stopped)")
 		fs.StringVar(&t.operator, "operator", defaultOperator(), "who performs the step, for the record")
 	}
 }
@@ -113,25 +116,56 @@ func (t *tokenFlags) readPIN() (string, error) {
 	return hsmkey.ReadPIN(t.pin, t.token)
 }
 
-// record appends a key lifecycle event to the event store under --data.
-// The step already happened in the token: if recording fails the operator
-// is told loudly, with the event, so it can be recorded by hand.
-func (t *tokenFlags) record(e events.Event) error {
+// stepRecord is the event store under --data, held by a step from before
+// it changes the token until it is recorded: the data directory's lock (so
+// no tsad writes the store meanwhile) and the store, created if new. A
+// step whose record cannot be written is refused before the token changes.
+type stepRecord struct {
+	data  string
+	lock  *datadir.Lock
+	store *sqlite.Store
+}
+
+// openRecord takes the data directory and opens its store for the step.
+func (t *tokenFlags) openRecord(step string) (*stepRecord, error) {
+	lock, err := datadir.Acquire(t.data)
+	if err != nil {
+		var held *datadir.HeldError
+		if errors.As(err, &held) {
+			return nil, fmt.Errorf("hsm %s: %w. The step is recorded in that directory's event store: stop the process first. The token is unchanged", step, err)
+		}
+		return nil, fmt.Errorf("hsm %s: the step could not be recorded, so the token is unchanged: %w", step, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.data, "events.db")})
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("hsm %s: the step could not be recorded, so the token is unchanged: open the event store: %w", step, err)
+	}
+	return &stepRecord{data: t.data, lock: lock, store: store}, nil
+}
+
+func (r *stepRecord) close() {
+	r.store.Close()
+	r.lock.Release()
+}
+
+// record appends a key lifecycle event. The step already happened in the
+// token: if recording fails now (the store was opened, so a full disk or
+// an I/O error) the operator is told loudly, with the event, so it can be
+// recorded by hand.
+func (r *stepRecord) record(e events.Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ed, err := events.Encode(ids.Source{}.NewID(), events.KeyStream, time.Now().UTC(), events.Metadata{Node: hostname(), Service: "tsactl"}, e)
 	if err == nil {
-		defer store.Close()
-		var ed eventstore.EventData
-		ed, err = events.Encode(ids.Source{}.NewID(), events.KeyStream, time.Now().UTC(), events.Metadata{Node: hostname(), Service: "tsactl"}, e)
-		if err == nil {
-			_, err = store.Append(ctx, events.KeyStream, eventstore.Any, ed)
-		}
+		_, err = r.store.Append(ctx, events.KeyStream, eventstore.Any, ed)
 	}
 	if err != nil {
-		return fmt.Errorf("the token has the change but the record does not (%s under %s): %w — record it before the key is used", e.EventType(), t.data, err)
+		return fmt.Errorf("the token has the change but the record does not (%s under %s): %w — record it before the key is used", e.EventType(), r.data, err)
 	}
-	fmt.Fprintf(os.Stderr, "recorded %s in %s\n", e.EventType(), filepath.Join(t.data, "events.db"))
+	fmt.Fprintf(os.Stderr, "recorded %s in %s\n", e.EventType(), filepath.Join(r.data, "events.db"))
 	return nil
 }
 
@@ -223,6 +257,14 @@ func hsmKeygen(args []string) error {
 			return fmt.Errorf("hsm keygen: --id %q is not hex", *id)
 		}
 	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	rec, err := t.openRecord("keygen")
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	pin, err := t.readPIN()
 	if err != nil {
 		return err
@@ -238,7 +280,7 @@ func hsmKeygen(args []string) error {
 	fp := hsmkey.PublicKeySHA256(info.Public)
 	fmt.Printf("key %q id %x (%s) in token %q\npublic key sha256 %s\nextractable=%t sensitive=%t sign=%t decrypt=%t unwrap=%t derive=%t\n",
 		info.Label, info.ID, info.Type, t.token, fp, info.Extractable, info.Sensitive, info.Sign, info.Decrypt, info.Unwrap, info.Derive)
-	return t.record(events.SigningKeyGenerated{
+	return rec.record(events.SigningKeyGenerated{
 		Token: t.token, KeyLabel: info.Label, KeyID: hex.EncodeToString(info.ID), KeyType: string(info.Type),
 		PublicKey: spki, PublicKeySHA256: fp,
 		Attributes: events.KeyAttributes{Extractable: info.Extractable, Sensitive: info.Sensitive, Sign: info.Sign,
@@ -316,6 +358,17 @@ func hsmImportCert(args []string) error {
 		return err
 	}
 	cert := certs[0]
+	if err := t.check(); err != nil {
+		return err
+	}
+	if _, err := k.bytes(); err != nil {
+		return err
+	}
+	rec, err := t.openRecord("import-cert")
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	key, pin, err := openKey(&t, &k)
 	if err != nil {
 		return err
@@ -333,7 +386,7 @@ func hsmImportCert(args []string) error {
 	}
 	sum := sha256.Sum256(cert.Raw)
 	fmt.Printf("certificate %s (%s, until %s) stored with key %q in token %q\n", hex.EncodeToString(sum[:]), cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339), label, t.token)
-	return t.record(events.CertificateImported{
+	return rec.record(events.CertificateImported{
 		Token: t.token, KeyLabel: label, KeyID: hex.EncodeToString(id),
 		Certificate: cert.Raw, CertificateSHA256: hex.EncodeToString(sum[:]),
 		Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), SerialNumber: cert.SerialNumber.Text(16),
@@ -385,13 +438,24 @@ func hsmRetire(args []string) error {
 	if *reason == "" {
 		return errors.New("hsm retire: --reason needed: the record says why")
 	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	if _, err := k.bytes(); err != nil {
+		return err
+	}
+	rec, err := t.openRecord("retire")
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	key, _, err := openKey(&t, &k)
 	if err != nil {
 		return err
 	}
 	label, id, fp := key.Label(), key.ID(), hsmkey.PublicKeySHA256(key.Public())
 	key.Close()
-	return t.record(events.SigningKeyRetired{
+	return rec.record(events.SigningKeyRetired{
 		Token: t.token, KeyLabel: label, KeyID: hex.EncodeToString(id), PublicKeySHA256: fp,
 		Reason: *reason, Operator: t.operator,
 	})

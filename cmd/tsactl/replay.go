@@ -62,7 +62,7 @@ func runReplay(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(*data, "events.db")})
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(*data, "events.db"), ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("open the event store: %w", err)
 	}

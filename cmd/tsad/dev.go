@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chronolog/chronolog/adapters/datadir"
 	"github.com/chronolog/chronolog/adapters/devpki"
 )
 
@@ -18,6 +19,12 @@ func runDev(args []string) error {
 		return err
 	}
 	f.parsed(fs)
+	// Before the development PKI is written into the directory.
+	lock, err := datadir.Acquire(f.data)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	files, err := devpki.Ensure(devpki.Options{
 		Dir:          filepath.Join(f.data, "pki"),
 		KeyType:      *keyType,
@@ -49,5 +56,10 @@ func runServe(args []string) error {
 		return fmt.Errorf("serve needs --config, or --key and --cert")
 	}
 	kf.caFile = kf.chain
+	lock, err := datadir.Acquire(f.data)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	return serve(&f, kf)
 }

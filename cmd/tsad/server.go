@@ -32,7 +32,8 @@ type keyFiles struct {
 }
 
 // serve wires the adapters and runs until SIGTERM or SIGINT; SIGHUP
-// reloads the configuration file.
+// reloads the configuration file. The caller holds the data directory
+// (datadir.Acquire, which also made it): one process writes it at a time.
 func serve(f *serverFlags, kf keyFiles) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if _, set := os.LookupEnv("GOGC"); !set {
@@ -41,9 +42,6 @@ func serve(f *serverFlags, kf keyFiles) error {
 	cfg, err := loadConfig(f, kf)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(f.data, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -100,6 +100,9 @@ func (s *Store) SubscribeAll(ctx context.Context, after uint64) (eventstore.Subs
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
 	}
+	if s.readOnly {
+		return nil, fmt.Errorf("%w: no subscription (it would hear of no commit)", ErrReadOnly)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -189,5 +192,6 @@ func (sub *subscription) Close() error {
 	return nil
 }
 
-// Head is the position of the last durable event, 0 for an empty store.
+// Head is the position of the last durable event, 0 for an empty store;
+// for a store opened read-only, as it was when it was opened.
 func (s *Store) Head() uint64 { return s.head.Load() }

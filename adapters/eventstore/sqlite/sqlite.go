@@ -26,7 +26,11 @@
 //
 // One process owns a database file at a time: SQLite's locks keep two
 // writers correct (each batch reads the head under the write lock), but a
-// subscription only hears of commits made by its own Store.
+// subscription only hears of commits made by its own Store, and the read
+// models a server builds from its store are not made for two builders
+// (adapters/datadir keeps a second writer out). Tools that only read
+// (replay, export) open the store with Config.ReadOnly beside the running
+// writer: read-only connections, no writer, no migration.
 package sqlite
 
 import (
@@ -35,6 +39,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,7 +76,17 @@ type Config struct {
 	// LiveTail is how many of the newest events are kept in memory for
 	// subscriptions that keep up; default 8192, negative for none.
 	LiveTail int
+	// ReadOnly opens an existing store for reading only, beside a running
+	// writer or not: read-only connections (SQLite mode=ro), no writer
+	// and no migration. Append returns ErrReadOnly, SubscribeAll too (a
+	// subscription hears of commits from its own Store's writer only),
+	// and Head stays where the store stood when it was opened. The
+	// writer's settings above are ignored.
+	ReadOnly bool
 }
+
+// ErrReadOnly is returned by the writes of a store opened read-only.
+var ErrReadOnly = errors.New("eventstore/sqlite: the store is open read-only")
 
 // Store is the SQLite event store. It implements eventstore.Store and is
 // safe for concurrent use.
@@ -108,6 +123,8 @@ type Store struct {
 	// at open; New refuses to run without wal and FULL (2).
 	journalMode string
 	synchronous int
+
+	readOnly bool
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -148,6 +165,15 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		closed:     make(chan struct{}),
 		notify:     make(chan struct{}),
 		tail:       newLiveTail(cfg.LiveTail),
+		readOnly:   cfg.ReadOnly,
+	}
+	if cfg.ReadOnly {
+		if err := s.openReadOnly(ctx, cfg); err != nil {
+			s.release()
+			return nil, err
+		}
+		close(s.writerDone)
+		return s, nil
 	}
 	if err := s.open(ctx, cfg); err != nil {
 		s.release()
@@ -198,6 +224,9 @@ func (s *Store) open(ctx context.Context, cfg Config) error {
 	if err := migrate(ctx, s.wconn); err != nil {
 		return fmt.Errorf("eventstore/sqlite: migrate %s: %w", cfg.Path, err)
 	}
+	if err := probeWrite(ctx, s.wconn); err != nil {
+		return fmt.Errorf("eventstore/sqlite: %s cannot be written: %w", cfg.Path, err)
+	}
 	var head int64
 	if err := s.wconn.QueryRowContext(ctx, headQuery).Scan(&head); err != nil {
 		return fmt.Errorf("eventstore/sqlite: read head: %w", err)
@@ -213,6 +242,32 @@ func (s *Store) open(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("eventstore/sqlite: prepare writer: %w", err)
 	}
 
+	return s.openReaders(ctx, cfg)
+}
+
+// openReadOnly opens the read pool alone, on an existing store whose
+// schema is this build's.
+func (s *Store) openReadOnly(ctx context.Context, cfg Config) error {
+	// mode=ro does not create a missing file, but says only "unable to
+	// open database file".
+	if _, err := os.Stat(cfg.Path); err != nil {
+		return fmt.Errorf("eventstore/sqlite: open read-only: %w", err)
+	}
+	if err := s.openReaders(ctx, cfg); err != nil {
+		return err
+	}
+	var head int64
+	if err := s.rdb.QueryRowContext(ctx, headQuery).Scan(&head); err != nil {
+		return fmt.Errorf("eventstore/sqlite: read head: %w", err)
+	}
+	s.head.Store(uint64(head))
+	return nil
+}
+
+// openReaders opens the pool of read-only connections and prepares its
+// statements.
+func (s *Store) openReaders(ctx context.Context, cfg Config) error {
+	var err error
 	s.rdb, err = sql.Open("sqlite3", dsn(cfg.Path, fmt.Sprintf("mode=ro&_busy_timeout=%d", cfg.BusyTimeout.Milliseconds())))
 	if err != nil {
 		return fmt.Errorf("eventstore/sqlite: open readers: %w", err)
@@ -221,6 +276,25 @@ func (s *Store) open(ctx context.Context, cfg Config) error {
 	s.rdb.SetMaxIdleConns(cfg.ReadConns)
 	s.rdb.SetConnMaxLifetime(0)
 	s.rdb.SetConnMaxIdleTime(0)
+	if s.readOnly {
+		// Nobody migrated it on the way in.
+		var v int
+		if err := s.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			var se sqlite3.Error
+			if errors.As(err, &se) && se.Code == sqlite3.ErrReadonly {
+				// No writer has the store open, so its -shm and -wal
+				// files are gone, and this user may not make them.
+				return fmt.Errorf("eventstore/sqlite: %s: %w (a reader makes the WAL's -shm and -wal files beside a store no writer has open: the directory must be writable to this user)", cfg.Path, err)
+			}
+			return fmt.Errorf("eventstore/sqlite: %s: read user_version: %w", cfg.Path, err)
+		}
+		switch {
+		case v > schemaVersion:
+			return fmt.Errorf("eventstore/sqlite: %s: schema version %d is newer than this build (%d)", cfg.Path, v, schemaVersion)
+		case v < schemaVersion:
+			return fmt.Errorf("eventstore/sqlite: %s: schema version %d, this build reads %d: a writer (tsad) migrates it when it opens it", cfg.Path, v, schemaVersion)
+		}
+	}
 	if s.streamStmt, err = s.rdb.PrepareContext(ctx,
 		"SELECT last_position, first_revision, count, record FROM appends WHERE stream = ? ORDER BY first_revision"); err != nil {
 		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
@@ -230,6 +304,20 @@ func (s *Store) open(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
 	}
 	return nil
+}
+
+// probeWrite writes a page and rolls it back. SQLite opens a file it may
+// not write read-only without a word (and BEGIN IMMEDIATE passes in WAL
+// mode): the first append would be the first to hear of it.
+func probeWrite(ctx context.Context, c *sql.Conn) error {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	_, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+	if _, rbErr := c.ExecContext(ctx, "ROLLBACK"); err == nil {
+		err = rbErr
+	}
+	return err
 }
 
 func (s *Store) isClosed() bool {
@@ -252,7 +340,9 @@ func (s *Store) Close() error {
 		<-s.writerDone
 		close(s.closed)
 		// Best effort: fold the WAL back into the database file.
-		_, _ = s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+		if s.wconn != nil {
+			_, _ = s.wconn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+		}
 		s.closeErr = s.release()
 	})
 	return s.closeErr

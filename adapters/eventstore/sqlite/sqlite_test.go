@@ -29,6 +29,7 @@ func openAt(path string) (eventstore.Store, error) {
 
 func TestMain(m *testing.M) {
 	eventstoretest.MaybeCrashChild(openAt)
+	maybeWriterChild()
 	// After m.Run: no goroutine (writer, subscription, database/sql opener)
 	// may outlive the tests.
 	goleak.VerifyTestMain(m)

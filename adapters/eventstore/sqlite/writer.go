@@ -62,6 +62,9 @@ func validate(stream string, events []eventstore.EventData) error {
 // error (the TSA discards the token) must never find it recorded after
 // all. After Close, Append returns eventstore.ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedState, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if s.readOnly {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: no append (to %q)", ErrReadOnly, stream)
+	}
 	if err := validate(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
 	}

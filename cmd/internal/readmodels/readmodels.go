@@ -62,8 +62,9 @@ func Select(list string) ([]projections.Projection, error) {
 	return out, nil
 }
 
-// OpenLive opens the existing read stores of ps in dir; a missing one is
-// an error, not a new empty store.
+// OpenLive opens the existing read stores of ps in dir read-only, beside
+// the server that keeps them or not; a missing one is an error, not a new
+// empty store.
 func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*projections.Store, error) {
 	var out []*projections.Store
 	for _, p := range ps {
@@ -72,7 +73,7 @@ func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*
 			CloseAll(out)
 			return nil, fmt.Errorf("live read store of %s: %w", p.Name(), err)
 		}
-		s, err := projections.Open(ctx, path, p)
+		s, err := projections.OpenReadOnly(ctx, path, p)
 		if err != nil {
 			CloseAll(out)
 			return nil, err
