@@ -151,7 +151,13 @@ type Chain []Filter
 // Run decides r. The identity an accepting filter establishes is handed
 // to the filters after it.
 func (c Chain) Run(r Request) Result {
-	res := Result{Outcomes: make([]Outcome, 0, len(c)), Client: r.Client}
+	return c.RunInto(make([]Outcome, 0, len(c)), r)
+}
+
+// RunInto is Run with the outcomes appended to dst, whose room the caller
+// provides: a service runs a chain on every request.
+func (c Chain) RunInto(dst []Outcome, r Request) Result {
+	res := Result{Outcomes: dst[:0], Client: r.Client}
 	for _, f := range c {
 		r.Client = res.Client
 		o := Outcome{Filter: f.Name(), Decision: f.Decide(r)}

@@ -12,13 +12,20 @@ import (
 // promises freshness asks for it.
 type NonceRequired struct {
 	minBytes int
+	// accepted is the record's reason for admitting a request; the nonce
+	// itself is recorded with the request.
+	accepted string
 }
 
 // NewNonceRequired returns the filter. minBytes > 0 also demands that many
 // content octets, since a one-octet nonce repeats every 256 requests;
 // minBytes <= 0 only demands that a nonce be present.
 func NewNonceRequired(minBytes int) *NonceRequired {
-	return &NonceRequired{minBytes: minBytes}
+	accepted := "nonce present"
+	if minBytes > 0 {
+		accepted = "nonce of at least " + strconv.Itoa(minBytes) + " octets present"
+	}
+	return &NonceRequired{minBytes: minBytes, accepted: accepted}
 }
 
 func (*NonceRequired) judgesQuery() {}
@@ -33,5 +40,5 @@ func (n *NonceRequired) Decide(r Request) Decision {
 	if n.minBytes > 0 && got < n.minBytes {
 		return Deny(rfc3161.BadRequest, TextNonceTooShort, fmt.Sprintf("the nonce is %d octets; this service requires at least %d", got, n.minBytes))
 	}
-	return Accept("nonce of " + strconv.Itoa(got) + " octets present")
+	return Accept(n.accepted)
 }

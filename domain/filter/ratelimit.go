@@ -59,7 +59,10 @@ type rateShard struct {
 }
 
 type tokenBucket struct {
-	key        string
+	key string
+	// admitted is the record's reason for admitting the client, made when
+	// its bucket is.
+	admitted   string
 	tokens     float64
 	last       time.Time
 	prev, next *tokenBucket
@@ -111,7 +114,8 @@ func (l *RateLimit) Decide(r Request) Decision {
 		if len(s.buckets) >= s.max {
 			s.evict(l, r.At)
 		}
-		b = &tokenBucket{key: string(key), tokens: float64(l.burst), last: r.At}
+		k := string(key)
+		b = &tokenBucket{key: k, admitted: "within the rate limit for " + k, tokens: float64(l.burst), last: r.At}
 		s.buckets[b.key] = b
 	}
 	b.linkAfter(&s.recent)
@@ -125,10 +129,11 @@ func (l *RateLimit) Decide(r Request) Decision {
 	}
 	s.noteFull(l.fullAt(b))
 	missing := 1 - b.tokens
+	reason := b.admitted
 	s.mu.Unlock()
 
 	if admitted {
-		return Accept("within the rate limit for " + string(key))
+		return Accept(reason)
 	}
 	return Deny(rfc3161.BadRequest, TextRateLimited, "rate limit exceeded for "+string(key)+": "+l.terms+"; retry in "+l.wait(missing).String())
 }

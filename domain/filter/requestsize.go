@@ -11,13 +11,15 @@ import (
 // hundred bytes; anything much larger is a mistake or an attempt to make
 // the service parse and record garbage.
 type RequestSize struct {
-	max     int64
-	maxText string
+	max int64
+	// accepted is the record's reason for admitting a body; its size is
+	// recorded with the request.
+	accepted string
 }
 
 // NewRequestSize returns the filter admitting bodies of at most max bytes.
 func NewRequestSize(max int64) *RequestSize {
-	return &RequestSize{max: max, maxText: strconv.FormatInt(max, 10)}
+	return &RequestSize{max: max, accepted: "request body within the limit of " + strconv.FormatInt(max, 10) + " bytes"}
 }
 
 func (*RequestSize) Name() string { return "request-size" }
@@ -26,5 +28,5 @@ func (s *RequestSize) Decide(r Request) Decision {
 	if r.BodySize > s.max {
 		return Deny(rfc3161.BadRequest, TextRequestTooLarge, fmt.Sprintf("the request body is %d bytes, over this service's limit of %d", r.BodySize, s.max))
 	}
-	return Accept("request body of " + strconv.FormatInt(r.BodySize, 10) + " bytes is within the limit of " + s.maxText)
+	return Accept(s.accepted)
 }

@@ -13,7 +13,7 @@ func TestRequestSize(t *testing.T) {
 		size int64
 		want verdict
 	}{
-		{"small", 1024, 60, accepts("60 bytes is within the limit of 1024")},
+		{"small", 1024, 60, accepts("within the limit of 1024 bytes")},
 		{"at the limit", 1024, 1024, accepts("1024")},
 		{"one over", 1024, 1025, denies(rfc3161.BadRequest, "1025 bytes, over this service's limit of 1024")},
 		{"huge", 1024, 1 << 40, denies(rfc3161.BadRequest, "1099511627776 bytes")},
