@@ -133,8 +133,13 @@ func (c *tsReq) checkRecorded(t *testing.T, byHash map[string][]events.Event) []
 	if !ok || rej.FailInfo != c.failInfo.String() || !strings.Contains(rej.Reason, c.reason) {
 		t.Errorf("%s: recorded %+v, want failInfo %s and a reason with %q", c.name, last, c.failInfo, c.reason)
 	}
-	if d, ok := evs[len(evs)-2].(*events.FilterDecided); !ok || d.Verdict != events.VerdictRejected || d.Reason != rej.Reason {
-		t.Errorf("%s: the denying filter's decision is not recorded before the rejection: %+v", c.name, evs[len(evs)-2])
+	chain, ok := evs[len(evs)-2].(*events.FilterChainDecided)
+	if !ok || len(chain.Decisions) == 0 {
+		t.Errorf("%s: the chain's decisions are not recorded before the rejection: %+v", c.name, evs[len(evs)-2])
+		return evs
+	}
+	if d := chain.Decisions[len(chain.Decisions)-1]; d.Verdict != events.VerdictRejected || d.Reason != rej.Reason || d.FailInfo != rej.FailInfo {
+		t.Errorf("%s: the chain does not end in the denial that was answered: %+v", c.name, chain)
 	}
 	return evs
 }

@@ -90,7 +90,7 @@ func TestHangUpKeepsTheRecord(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	c.Close()
 	got := waitTypes(t, store, events.TypeTimestampUndelivered)
-	want := []string{events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterDecided, events.TypeTimestampIssued, events.TypeTimestampUndelivered}
+	want := []string{events.TypeTimestampRequested, events.TypeFilterChainDecided, events.TypeTimestampIssued, events.TypeTimestampUndelivered}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("recorded %v, want %v", got, want)
 	}

@@ -105,6 +105,7 @@ func Decode(payload []byte) (Envelope, Event, error) {
 var registry = map[string]func() Event{
 	TypeTimestampRequested:   func() Event { return &TimestampRequested{} },
 	TypeFilterDecided:        func() Event { return &FilterDecided{} },
+	TypeFilterChainDecided:   func() Event { return &FilterChainDecided{} },
 	TypeTimestampIssued:      func() Event { return &TimestampIssued{} },
 	TypeTimestampRejected:    func() Event { return &TimestampRejected{} },
 	TypeTimestampForwarded:   func() Event { return &TimestampForwarded{} },

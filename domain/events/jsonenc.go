@@ -189,6 +189,35 @@ func (e FilterDecided) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+func (e FilterChainDecided) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	b = appendStringField(b, "serial", e.Serial, true)
+	b = appendOptional(b, []field{{"rule", e.Rule}, {"chain", e.Chain}})
+	b = appendField(b, "decisions", false)
+	if e.Decisions == nil {
+		// As encoding/json has it; the service always records one at least.
+		return append(b, "null}"...), nil
+	}
+	b = append(b, '[')
+	for i := range e.Decisions {
+		d := &e.Decisions[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendStringField(b, "filter", d.Filter, true)
+		b = appendStringField(b, "verdict", d.Verdict, false)
+		if d.Reason != "" {
+			b = appendStringField(b, "reason", d.Reason, false)
+		}
+		if d.FailInfo != "" {
+			b = appendStringField(b, "failInfo", d.FailInfo, false)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']', '}'), nil
+}
+
 func (e TimestampIssued) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '{')
 	b = appendStringField(b, "serial", e.Serial, true)

@@ -39,6 +39,14 @@ func fill(t *testing.T, r *rand.Rand, v reflect.Value) {
 		case reflect.Int, reflect.Int64:
 			f.SetInt(r.Int64N(1<<40) - 1<<39)
 		case reflect.Slice:
+			if f.Type().Elem().Kind() == reflect.Struct {
+				n := r.IntN(6)
+				f.Set(reflect.MakeSlice(f.Type(), n, n))
+				for j := range n {
+					fill(t, r, f.Index(j))
+				}
+				continue
+			}
 			if f.Type().Elem().Kind() != reflect.Uint8 {
 				t.Fatalf("field %s: no filler for %s", v.Type().Field(i).Name, f.Type())
 			}

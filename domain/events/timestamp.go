@@ -5,7 +5,10 @@ import "time"
 // Wire names of the timestamp request events.
 const (
 	TypeTimestampRequested = "TimestampRequested.v1"
+	// TypeFilterDecided was one check on a request; records written
+	// since FilterChainDecided hold one of those per request instead.
 	TypeFilterDecided      = "FilterDecided.v1"
+	TypeFilterChainDecided = "FilterChainDecided.v1"
 	TypeTimestampIssued    = "TimestampIssued.v1"
 	TypeTimestampRejected  = "TimestampRejected.v1"
 	// TypeTimestampUndelivered follows an outcome whose answer did not
@@ -58,7 +61,35 @@ const (
 	VerdictRejected = "rejected"
 )
 
-// FilterDecided records one check made on a request.
+// FilterChainDecided records every check made on a request, in order, in
+// one event: the policy-map rule that routed it and the chain that rule
+// names, then each filter that ran (the service's hash allow-list and
+// policy acceptance first) with its verdict. A chain stops at its first
+// denial, which is then the last decision.
+type FilterChainDecided struct {
+	Serial string `json:"serial"`
+	// Rule and Chain name the route; both are empty when no rule of the
+	// policy map admitted the request, and the one decision is then the
+	// policy map's own rejection.
+	Rule      string           `json:"rule,omitempty"`
+	Chain     string           `json:"chain,omitempty"`
+	Decisions []FilterDecision `json:"decisions"`
+}
+
+func (FilterChainDecided) EventType() string { return TypeFilterChainDecided }
+
+// FilterDecision is one filter's verdict in a FilterChainDecided.
+type FilterDecision struct {
+	Filter  string `json:"filter"`
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
+	// FailInfo names the RFC 3161 failure bit when Verdict is rejected.
+	FailInfo string `json:"failInfo,omitempty"`
+}
+
+// FilterDecided records one check made on a request: how records written
+// before FilterChainDecided hold a request's checks, one event each. It
+// is still read, never written.
 type FilterDecided struct {
 	Serial  string `json:"serial"`
 	Filter  string `json:"filter"`

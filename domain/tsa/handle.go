@@ -86,6 +86,22 @@ type exchange struct {
 	// buf holds the events' payloads one after the other: one allocation
 	// for a request's events instead of one per event.
 	buf []byte
+	// outcomes and decisions hold the filter chain's verdicts as it runs
+	// and as they are recorded, in the exchange's own memory for chains
+	// of up to chainRoom filters.
+	outcomes  [chainRoom]filter.Outcome
+	decisions [chainRoom]events.FilterDecision
+}
+
+// chainRoom is how long a chain (the service's two checks included) may
+// be before its verdicts need memory of their own.
+const chainRoom = 8
+
+func (x *exchange) outcomeRoom(n int) []filter.Outcome {
+	if n <= chainRoom {
+		return x.outcomes[:0]
+	}
+	return make([]filter.Outcome, 0, n)
 }
 
 func (s *Service) begin(r Request) (*exchange, error) {
@@ -348,39 +364,49 @@ func systemFailure(serial string) Reply {
 	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: serial}
 }
 
-func decided(serial string, o filter.Outcome) events.FilterDecided {
-	e := events.FilterDecided{Serial: serial, Filter: o.Filter, Verdict: events.VerdictAccepted, Reason: o.Reason}
-	if !o.Accepted {
-		e.Verdict = events.VerdictRejected
-		e.FailInfo = o.FailInfo.String()
+// chainDecided records the route and every verdict of the chain, in
+// order, as one event. rt is nil when no rule admitted the request.
+func (x *exchange) chainDecided(rt *route, outcomes []filter.Outcome) error {
+	e := events.FilterChainDecided{Serial: x.hex}
+	if rt != nil {
+		e.Rule, e.Chain = rt.rule.Name, rt.rule.Chain
+		if e.Rule == "" {
+			e.Rule = "unnamed"
+		}
 	}
-	return e
+	e.Decisions = x.decisions[:0]
+	if len(outcomes) > chainRoom {
+		e.Decisions = make([]events.FilterDecision, 0, len(outcomes))
+	}
+	for i := range outcomes {
+		o := &outcomes[i]
+		d := events.FilterDecision{Filter: o.Filter, Verdict: events.VerdictAccepted, Reason: o.Reason}
+		if !o.Accepted {
+			d.Verdict, d.FailInfo = events.VerdictRejected, o.FailInfo.String()
+		}
+		e.Decisions = append(e.Decisions, d)
+	}
+	return x.add(e)
 }
 
 // ReplyType is the media type of a TimeStampResp (RFC 3161 §3.4).
 const ReplyType = "application/timestamp-reply"
 
-// decide picks the request's route and runs its chain, recording every
-// decision. It returns the route taken and the chain's result, or the
-// rejection to answer.
+// decide picks the request's route and runs its chain, recording the
+// route and every decision in one FilterChainDecided. It returns the route
+// taken and the chain's result, or the rejection to answer.
 func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes []route, params *RouteParams) (*route, filter.Result, *rfc3161.Rejection, error) {
 	rt := pick(routes, params)
 	if rt == nil {
 		reason := fmt.Sprintf("no policy-map rule admits this request (path %q, policy %q, client %q, protocol %s)",
 			params.Path, params.Policy, params.Client, params.Protocol)
 		o := filter.Outcome{Filter: "policy-map", Decision: filter.Deny(rfc3161.BadRequest, filter.TextNoRoute, reason)}
-		if err := x.add(decided(x.hex, o)); err != nil {
+		if err := x.chainDecided(nil, []filter.Outcome{o}); err != nil {
 			return nil, filter.Result{}, nil, err
 		}
 		return nil, filter.Result{}, &rfc3161.Rejection{FailInfo: o.FailInfo, Reason: reason, Text: o.Text}, nil
 	}
-	if s.recordRoute {
-		o := filter.Outcome{Filter: "policy-map", Decision: filter.Accept(rt.rule.describe())}
-		if err := x.add(decided(x.hex, o)); err != nil {
-			return nil, filter.Result{}, nil, err
-		}
-	}
-	res := rt.chain.Run(filter.Request{
+	res := rt.chain.RunInto(x.outcomeRoom(len(rt.chain)), filter.Request{
 		Query:            q,
 		Path:             r.Path,
 		Source:           r.Source,
@@ -391,10 +417,8 @@ func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes
 		Bearer:           r.Bearer,
 	})
 	x.client = res.Client
-	for _, o := range res.Outcomes {
-		if err := x.add(decided(x.hex, o)); err != nil {
-			return nil, res, nil, err
-		}
+	if err := x.chainDecided(rt, res.Outcomes); err != nil {
+		return nil, res, nil, err
 	}
 	if res.Denied != nil {
 		return rt, res, &rfc3161.Rejection{FailInfo: res.Denied.FailInfo, Reason: res.Denied.Reason, Text: res.Denied.Text}, nil

@@ -2,7 +2,6 @@ package tsa
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 
 	"github.com/chronolog/chronolog/domain/filter"
@@ -48,14 +47,6 @@ func (r *Rule) matches(p *RouteParams) bool {
 }
 
 func match(re *regexp.Regexp, s string) bool { return re == nil || re.MatchString(s) }
-
-func (r *Rule) describe() string {
-	name := r.Name
-	if name == "" {
-		name = "unnamed"
-	}
-	return fmt.Sprintf("policy-map rule %q routes to chain %q", name, r.Chain)
-}
 
 // Upstream is another TSA a proxy service forwards requests to.
 type Upstream interface {

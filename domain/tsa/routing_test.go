@@ -80,8 +80,14 @@ func TestPolicyMapRoutesAndRecordsIdentity(t *testing.T) {
 	if issued.Client != "acme" || issued.ClientAuth != filter.AuthAPIKey {
 		t.Fatalf("issued event identity = %q/%q", issued.Client, issued.ClientAuth)
 	}
-	if route := evs[1].(*events.FilterDecided); route.Filter != "policy-map" || !strings.Contains(route.Reason, `"partners"`) {
-		t.Fatalf("the route taken is not recorded first: %+v", route)
+	chain := evs[1].(*events.FilterChainDecided)
+	if chain.Rule != "partners" || chain.Chain != "partners" || len(chain.Decisions) != 4 {
+		t.Fatalf("the route taken and its chain are not recorded: %+v", chain)
+	}
+	for i, want := range []string{"hash-allow-list", "policy", "fake-auth", "fake-cert-req"} {
+		if d := chain.Decisions[i]; d.Filter != want || d.Verdict != events.VerdictAccepted {
+			t.Errorf("decision %d: %+v, want %s accepted", i, d, want)
+		}
 	}
 	if certs, err := rfc3161.TokenCertificates(issued.Token); err != nil || len(certs) == 0 {
 		t.Fatalf("cert-req forcing: certificates %d, %v", len(certs), err)
@@ -119,8 +125,10 @@ func TestPolicyMapRoutesAndRecordsIdentity(t *testing.T) {
 		t.Fatalf("failInfo %v", fi)
 	}
 	evs = decode(t, rec, r.Serial)
-	if d := evs[1].(*events.FilterDecided); d.Filter != "policy-map" || d.Verdict != events.VerdictRejected || !strings.Contains(d.Reason, "/elsewhere") {
-		t.Fatalf("no-route decision %+v", d)
+	chain = evs[1].(*events.FilterChainDecided)
+	if d := chain.Decisions[0]; chain.Rule != "" || len(chain.Decisions) != 1 || d.Filter != "policy-map" || d.Verdict != events.VerdictRejected ||
+		d.FailInfo != "badRequest" || !strings.Contains(d.Reason, "/elsewhere") {
+		t.Fatalf("no-route decision %+v", chain)
 	}
 }
 

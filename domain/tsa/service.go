@@ -99,11 +99,8 @@ type Countersigner interface {
 type Service struct {
 	cfg Config
 	p   Ports
-	// tsp and authenticode are the policy map prepared for each protocol;
-	// recordRoute is set when the map was configured, so the route taken
-	// is worth a FilterDecided of its own.
+	// tsp and authenticode are the policy map prepared for each protocol.
 	tsp, authenticode []route
-	recordRoute       bool
 	// maxEvents and bufSize size a request's event buffers for the longest
 	// chain, so that recording never reallocates them.
 	maxEvents, bufSize int
@@ -140,8 +137,7 @@ func New(cfg Config, p Ports) (*Service, error) {
 	}
 	accepted := append([]asn1.ObjectIdentifier{cfg.Policy}, cfg.AcceptedPolicies...)
 	certSum := sha256.Sum256(p.Signer.Certificate().Raw)
-	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), recordRoute: choosesRoute(cfg.Rules),
-		accuracy: cfg.Accuracy.Duration()}
+	s := &Service{cfg: cfg, p: p, fingerprint: hex.EncodeToString(certSum[:]), accuracy: cfg.Accuracy.Duration()}
 	if s.accuracy <= 0 {
 		s.accuracy = time.Second
 	}
@@ -158,10 +154,11 @@ func New(cfg Config, p Ports) (*Service, error) {
 	for _, r := range s.tsp {
 		longest = max(longest, len(r.chain))
 	}
-	// Requested, the route, one decision per filter, and the outcome; a
-	// decision takes about 400 bytes, the token with certificates a few KiB.
-	s.maxEvents = longest + 3
-	s.bufSize = 3072 + 448*s.maxEvents
+	// Requested, the chain's decisions, the outcome; an envelope takes
+	// about 400 bytes and a decision about 150 more, the token with
+	// certificates a few KiB.
+	s.maxEvents = 3
+	s.bufSize = 3072 + 2*448 + 160*longest
 	return s, nil
 }
 
@@ -182,13 +179,3 @@ func (s *Service) admit(at time.Time) (clock.Admission, string) {
 
 // Authenticode reports whether the service answers Authenticode requests.
 func (s *Service) Authenticode() bool { return s.cfg.Authenticode }
-
-// choosesRoute reports whether a policy map makes a choice worth
-// recording: one rule that matches everything does not.
-func choosesRoute(rules []Rule) bool {
-	if len(rules) != 1 {
-		return len(rules) > 1
-	}
-	r := rules[0]
-	return r.Path != nil || r.Policy != nil || r.Client != nil || r.Source != nil || r.Protocol != nil
-}

@@ -166,13 +166,13 @@ func TestHandle(t *testing.T) {
 		events   string
 	}{
 		{"granted", query(t, rfc3161.SHA256, nil), true, 0,
-			"TimestampRequested.v1 FilterDecided.v1 FilterDecided.v1 TimestampIssued.v1"},
+			"TimestampRequested.v1 FilterChainDecided.v1 TimestampIssued.v1"},
 		{"garbage", []byte("hello"), false, rfc3161.BadDataFormat,
 			"TimestampRequested.v1 TimestampRejected.v1"},
 		{"sha1 not allowed", query(t, rfc3161.SHA1, nil), false, rfc3161.BadAlg,
-			"TimestampRequested.v1 FilterDecided.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v1"},
 		{"unknown policy", query(t, rfc3161.SHA256, asn1.ObjectIdentifier{1, 2, 3}), false, rfc3161.UnacceptedPolicy,
-			"TimestampRequested.v1 FilterDecided.v1 FilterDecided.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v1"},
 		{"truncated", withExt[:len(withExt)-3], false, rfc3161.BadDataFormat,
 			"TimestampRequested.v1 TimestampRejected.v1"},
 	}
@@ -269,5 +269,24 @@ func TestSerialNeverReused(t *testing.T) {
 			t.Fatalf("serial %s reused", r.Serial)
 		}
 		seen[r.Serial] = true
+	}
+}
+
+// One event holds the whole chain, in order, up to the denial that ends
+// it, with the denial's cause and failInfo.
+func TestChainDecidedHoldsEveryDecision(t *testing.T) {
+	rec := &memRecorder{}
+	svc := newService(t, rec)
+	r := svc.Handle(context.Background(), tsa.Request{Body: query(t, rfc3161.SHA256, asn1.ObjectIdentifier{1, 2, 3}), Path: "/tsa"})
+	evs := decode(t, rec, r.Serial)
+	chain := evs[1].(*events.FilterChainDecided)
+	if chain.Serial != r.Serial || chain.Rule != "default" || chain.Chain != "default" || len(chain.Decisions) != 2 {
+		t.Fatalf("chain %+v", chain)
+	}
+	if d := chain.Decisions[0]; d.Filter != "hash-allow-list" || d.Verdict != events.VerdictAccepted || d.Reason != "sha256 is allowed" || d.FailInfo != "" {
+		t.Errorf("first decision %+v", d)
+	}
+	if d := chain.Decisions[1]; d.Filter != "policy" || d.Verdict != events.VerdictRejected || d.FailInfo != "unacceptedPolicy" || !strings.Contains(d.Reason, "1.2.3") {
+		t.Errorf("second decision %+v", d)
 	}
 }

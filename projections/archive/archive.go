@@ -103,7 +103,7 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 		return p.OnTimestampRejected(ctx, tx, e)
 	case events.TypeTimestampForwarded:
 		return p.OnTimestampForwarded(ctx, tx, e)
-	case events.TypeFilterDecided,
+	case events.TypeFilterDecided, events.TypeFilterChainDecided,
 		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
 		events.TypeTimestampUndelivered,
 		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,

@@ -100,7 +100,7 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 		return p.OnClockSyncRegained(ctx, tx, e)
 	case events.TypeLeapSecondAnnounced:
 		return p.OnLeapSecondAnnounced(ctx, tx, e)
-	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeTimestampIssued,
+	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterChainDecided, events.TypeTimestampIssued,
 		events.TypeTimestampRejected, events.TypeTimestampForwarded,
 		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
 		events.TypeTimestampUndelivered,

@@ -151,6 +151,9 @@ func Samples(t testing.TB) map[string]events.Event {
 		events.TypeTimestampRequested: events.TimestampRequested{Serial: serial, Service: "default", Path: "/", Method: "POST",
 			Source: "192.0.2.1:4000", ReceivedAt: at, BodySHA256: fp, BodySize: 59, Parsed: true, HashAlgorithm: "sha256",
 			HashedMessage: fp, CertReq: true},
+		events.TypeFilterChainDecided: events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default", Decisions: []events.FilterDecision{
+			{Filter: "hash-allow-list", Verdict: events.VerdictAccepted, Reason: "sha256 is allowed"},
+			{Filter: "policy", Verdict: events.VerdictRejected, Reason: "policy 1.2.3 is not accepted by this service", FailInfo: "unacceptedPolicy"}}},
 		events.TypeFilterDecided: events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictRejected, Reason: "policy", FailInfo: "unacceptedPolicy"},
 		events.TypeTimestampIssued: events.TimestampIssued{Serial: serial, GenTime: at, Policy: Policy, Signer: Signer,
 			Token: make([]byte, 2400), Client: "CN=c", ClientAuth: "tls-client-cert"},

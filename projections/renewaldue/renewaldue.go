@@ -106,7 +106,8 @@ func (*Projection) Schema() []string {
 var ignored = map[string]bool{
 	// A filter's verdict: the request's outcome comes as Issued,
 	// Rejected or Forwarded.
-	events.TypeFilterDecided: true,
+	events.TypeFilterDecided:      true,
+	events.TypeFilterChainDecided: true,
 	// Service configuration: the key a service signs with is recorded by
 	// SigningKeyActivated at every start.
 	events.TypeServiceConfigured:    true,

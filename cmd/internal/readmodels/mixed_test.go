@@ -1,0 +1,96 @@
+package readmodels
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/archive"
+	"github.com/chronolog/chronolog/projections/billing"
+)
+
+// TestReplayReadsBothFilterRecords: records written before
+// FilterChainDecided hold one FilterDecided per check; a store holding
+// requests of both kinds replays into every read model, each request
+// counted once.
+func TestReplayReadsBothFilterRecords(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	id := 0
+	record := func(serial string, evs ...events.Event) {
+		t.Helper()
+		var data []eventstore.EventData
+		for _, e := range evs {
+			id++
+			ed, err := events.Encode(fmt.Sprintf("01938d2e-6c4b-7e2a-9f1d-%012x", id), events.RequestStream(serial), at, events.Metadata{Node: "n1", Service: "default"}, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, ed)
+		}
+		if _, err := st.Append(ctx, events.RequestStream(serial), eventstore.NoStream, data...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		serial := fmt.Sprintf("1a2b%04x", i)
+		requested := events.TimestampRequested{Serial: serial, Service: "default", Path: "/tsa", Method: "POST", Source: "192.0.2.1:1",
+			ReceivedAt: at, BodySHA256: "00", BodySize: 59, Parsed: true, HashAlgorithm: "sha256", HashedMessage: fmt.Sprintf("%064x", i)}
+		issued := events.TimestampIssued{Serial: serial, GenTime: at, Policy: "1.2.3", Signer: "ab", Token: []byte{0x30, 0x00}}
+		rejected := events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "sha1 is not allowed", HTTPStatus: 200}
+		accepted := events.FilterDecision{Filter: "hash-allow-list", Verdict: events.VerdictAccepted, Reason: "sha256 is allowed"}
+		denied := events.FilterDecision{Filter: "hash-allow-list", Verdict: events.VerdictRejected, Reason: "sha1 is not allowed", FailInfo: "badAlg"}
+		switch i % 4 {
+		case 0: // before: one event per check
+			record(serial, requested,
+				events.FilterDecided{Serial: serial, Filter: accepted.Filter, Verdict: accepted.Verdict, Reason: accepted.Reason},
+				events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictAccepted}, issued)
+		case 1:
+			record(serial, requested, events.FilterDecided{Serial: serial, Filter: denied.Filter, Verdict: denied.Verdict, Reason: denied.Reason, FailInfo: denied.FailInfo}, rejected)
+		case 2: // since: one event per chain
+			record(serial, requested, events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default",
+				Decisions: []events.FilterDecision{accepted, {Filter: "policy", Verdict: events.VerdictAccepted}}}, issued)
+		case 3:
+			record(serial, requested, events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default", Decisions: []events.FilterDecision{denied}}, rejected)
+		}
+	}
+	var stores []*projections.Store
+	for _, p := range All() {
+		s, err := projections.Open(ctx, filepath.Join(t.TempDir(), p.Name()+".db"), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	if _, err := projections.Replay(ctx, st, stores, projections.ReplayOptions{Target: st.Head()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		if s.Checkpoint() != st.Head() {
+			t.Errorf("%s stopped at %d of %d", s.Name(), s.Checkpoint(), st.Head())
+		}
+		switch s.Name() {
+		case billing.Name:
+			rows, err := billing.Counts(ctx, s.DB(), billing.Filter{})
+			if err != nil || len(rows) != 1 || rows[0].Issued != 10 || rows[0].Rejected != 10 {
+				t.Errorf("billing %+v, %v: want 10 issued and 10 rejected", rows, err)
+			}
+		case archive.Name:
+			if n, err := archive.Count(ctx, s.DB(), archive.Query{}); err != nil || n != 10 {
+				t.Errorf("archive holds %d tokens (%v), want 10", n, err)
+			}
+		}
+	}
+}
