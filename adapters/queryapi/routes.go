@@ -89,7 +89,7 @@ func (s Sources) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("X-Chronolog-Position", strconv.FormatUint(rec.Position, 10))
-		if issued.Protocol == "authenticode" {
+		if issued.Protocol == events.ProtocolAuthenticode {
 			w.Header().Set("Content-Type", "application/pkcs7-mime")
 			w.Write(issued.Token)
 			return

@@ -458,7 +458,7 @@ func exportToken(out string, r eventstore.RecordedEvent, sum *exportSummary) err
 	case "", "rfc3161":
 		name, body = ti.Serial+".tsr", rfc3161.GrantedResponse(ti.Token)
 		sum.rfc3161++
-	case "authenticode":
+	case events.ProtocolAuthenticode:
 		name, body = ti.Serial+".p7", ti.Token
 		sum.authc++
 	default:

@@ -371,7 +371,7 @@ func (v *bundleVerifier) checkEvents() {
 				return
 			}
 			iss := exportIssued{position: l.Position, protocol: e.Protocol, payload: sha256.Sum256(l.Payload), token: sha256.Sum256(e.Token)}
-			if e.Protocol == "authenticode" {
+			if e.Protocol == events.ProtocolAuthenticode {
 				iss.file = iss.token
 			} else {
 				iss.file = sha256.Sum256(rfc3161.GrantedResponse(e.Token))
@@ -499,7 +499,7 @@ func (v *bundleVerifier) checkTokens() {
 		case !ok:
 			add("%s: no TimestampIssued of serial %s in events.jsonl", p, serial)
 			continue
-		case (iss.protocol == "authenticode") != (ext == ".p7"):
+		case (iss.protocol == events.ProtocolAuthenticode) != (ext == ".p7"):
 			add("%s: the event at position %d records a token of protocol %q", p, iss.position, iss.protocol)
 			continue
 		}
@@ -515,7 +515,7 @@ func (v *bundleVerifier) checkTokens() {
 			continue
 		}
 		raws[serial] = raw
-		if v.issued[serial].protocol == "authenticode" {
+		if v.issued[serial].protocol == events.ProtocolAuthenticode {
 			continue
 		}
 		if resp, err := rfc3161.ParseTimeStampResp(raw); err == nil && resp.Token != nil {
@@ -531,7 +531,7 @@ func (v *bundleVerifier) checkTokens() {
 		p, ok := files[serial]
 		if !ok {
 			ext := ".tsr"
-			if iss.protocol == "authenticode" {
+			if iss.protocol == events.ProtocolAuthenticode {
 				ext = ".p7"
 			}
 			add("tokens/%s%s: missing: the token issued at position %d has no file", serial, ext, iss.position)
@@ -550,7 +550,7 @@ func (v *bundleVerifier) checkTokens() {
 		if !hasReq {
 			add("%s: no TimestampRequested of serial %s in events.jsonl: the imprint cannot be checked", p, serial)
 		}
-		if iss.protocol == "authenticode" {
+		if iss.protocol == events.ProtocolAuthenticode {
 			nAC++
 			if err := v.checkAuthenticode(raw, req, hasReq); err != nil {
 				add("%s: %v", p, err)

@@ -123,7 +123,7 @@ func checkToken(e *events.TimestampIssued, stream string, req tokenCheck, certs 
 	if stream != events.RequestStream(e.Serial) {
 		return fmt.Sprintf("recorded in stream %s", stream)
 	}
-	if e.Protocol == "authenticode" {
+	if e.Protocol == events.ProtocolAuthenticode {
 		v, err := authenticode.Verify(e.Token)
 		if err != nil {
 			return "Authenticode countersignature: " + err.Error()

@@ -4,13 +4,14 @@ import (
 	"context"
 	"regexp"
 
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/filter"
 )
 
 // Protocols a request can speak.
 const (
 	ProtocolRFC3161      = "rfc3161"
-	ProtocolAuthenticode = "authenticode"
+	ProtocolAuthenticode = events.ProtocolAuthenticode
 )
 
 // RouteParams are what a policy map matches a request on: the context of
