@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logkey"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/trillian"
 	"github.com/chronolog/chronolog/adapters/translog/trillian/trilliantest"
 )
@@ -50,7 +50,7 @@ func TestTsadOnTrillian(t *testing.T) {
 
 	// Wait for the log to catch up, then prove the last token.
 	last := got[len(got)-1]
-	var proof httpapi.WireProof
+	var proof logwire.Proof
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		res, err := http.Get(base + "/log/v1/proof/" + last.serial)

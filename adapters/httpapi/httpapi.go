@@ -23,7 +23,6 @@ import (
 	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/translog"
 	"github.com/chronolog/chronolog/domain/tsa"
-	"github.com/chronolog/chronolog/projections"
 )
 
 // Media types of RFC 3161 §3.4.
@@ -80,10 +79,23 @@ type Config struct {
 	// authentication: bearer tokens with roles).
 	API http.Handler
 	// Projections, when set, reports the live read models in /metrics.
-	Projections func() []projections.ProjectionStatus
+	Projections func() []ProjectionStatus
 	// Tally counts the answers for /metrics; the TCP transport shares it.
 	// New makes one when it is nil.
 	Tally *Tally
+}
+
+// ProjectionStatus is what /metrics reports of one live read model.
+type ProjectionStatus struct {
+	Name string
+	// Checkpoint is the position of the last event it applied; LagEvents
+	// how far it trails the store.
+	Checkpoint, LagEvents uint64
+	// LagP99 and LagMax are from an event's commit to its read model's,
+	// over recent batches.
+	LagP99, LagMax time.Duration
+	// Failed is why it stopped; empty while it runs.
+	Failed string
 }
 
 // Handler is the TSA's HTTP handler.
@@ -368,13 +380,13 @@ func (h *Handler) projectionMetrics(w io.Writer) {
 	st := h.cfg.Projections()
 	for _, m := range []struct {
 		name, help string
-		v          func(projections.ProjectionStatus) any
+		v          func(ProjectionStatus) any
 	}{
-		{"chronolog_projection_checkpoint", "Position of the last event a read model applied.", func(p projections.ProjectionStatus) any { return p.Checkpoint }},
-		{"chronolog_projection_lag_events", "Events committed but not yet in the read model.", func(p projections.ProjectionStatus) any { return p.LagEvents }},
-		{"chronolog_projection_lag_p99_seconds", "From an event's commit to its read model's, p99 over recent batches.", func(p projections.ProjectionStatus) any { return p.LagP99.Seconds() }},
-		{"chronolog_projection_lag_max_seconds", "The same, the maximum over recent batches.", func(p projections.ProjectionStatus) any { return p.LagMax.Seconds() }},
-		{"chronolog_projection_failed", "1 when the read model stopped on an error (restart replays it from its checkpoint).", func(p projections.ProjectionStatus) any {
+		{"chronolog_projection_checkpoint", "Position of the last event a read model applied.", func(p ProjectionStatus) any { return p.Checkpoint }},
+		{"chronolog_projection_lag_events", "Events committed but not yet in the read model.", func(p ProjectionStatus) any { return p.LagEvents }},
+		{"chronolog_projection_lag_p99_seconds", "From an event's commit to its read model's, p99 over recent batches.", func(p ProjectionStatus) any { return p.LagP99.Seconds() }},
+		{"chronolog_projection_lag_max_seconds", "The same, the maximum over recent batches.", func(p ProjectionStatus) any { return p.LagMax.Seconds() }},
+		{"chronolog_projection_failed", "1 when the read model stopped on an error (restart replays it from its checkpoint).", func(p ProjectionStatus) any {
 			if p.Failed != "" {
 				return 1
 			}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/merkle"
@@ -95,7 +96,7 @@ func (a *LogAPI) checkpoints(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusInternalServerError, "read checkpoints: %v", err)
 		return
 	}
-	out := WireCheckpoints{Checkpoints: []WireCheckpoint{}}
+	out := logwire.Checkpoints{Checkpoints: []logwire.Checkpoint{}}
 	for _, e := range evs {
 		if e.Position <= after {
 			continue
@@ -115,7 +116,7 @@ func (a *LogAPI) checkpoints(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusInternalServerError, "checkpoint event at %d: %v", e.Position, err)
 			return
 		}
-		out.Checkpoints = append(out.Checkpoints, WireCheckpoint{Size: cp.Size, Root: parsed.Root[:], Note: cp.Note, Position: e.Position})
+		out.Checkpoints = append(out.Checkpoints, logwire.Checkpoint{Size: cp.Size, Root: parsed.Root[:], Note: cp.Note, Position: e.Position})
 	}
 	writeJSON(w, out)
 }
@@ -196,13 +197,13 @@ func (a *LogAPI) proof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seg.Events = nil
-	writeJSON(w, WireProof{
+	writeJSON(w, logwire.Proof{
 		Serial:     serial,
 		Event:      wireEvent(*issued),
 		Segment:    seg,
 		EventIndex: uint64(eventIndex),
-		EventPath:  EncodeHashes(eventPath),
-		LogPath:    EncodeHashes(logPath),
+		EventPath:  logwire.EncodeHashes(eventPath),
+		LogPath:    logwire.EncodeHashes(logPath),
 		Checkpoint: string(signed),
 	})
 }
@@ -228,7 +229,7 @@ func (a *LogAPI) consistency(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "consistency %d→%d: %v", from, to, err)
 		return
 	}
-	writeJSON(w, WireConsistency{From: from, To: to, Proof: EncodeHashes(p)})
+	writeJSON(w, logwire.Consistency{From: from, To: to, Proof: logwire.EncodeHashes(p)})
 }
 
 // inclusion proves a leaf in the tree of size leaves: what ties a
@@ -254,7 +255,7 @@ func (a *LogAPI) inclusion(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusServiceUnavailable, "inclusion of leaf %d in %d: %v", index, size, err)
 		return
 	}
-	writeJSON(w, WireInclusion{Index: index, Size: size, Proof: EncodeHashes(p)})
+	writeJSON(w, logwire.Inclusion{Index: index, Size: size, Proof: logwire.EncodeHashes(p)})
 }
 
 func (a *LogAPI) segment(w http.ResponseWriter, r *http.Request) {
@@ -329,12 +330,12 @@ func (a *LogAPI) leaf(ctx context.Context, index uint64) (translog.SegmentLeaf, 
 // segmentEvents reads what the store holds between the leaf's first and
 // last position. It serves what it finds: if the store lost or changed an
 // event, the auditor's recomputed root says so.
-func (a *LogAPI) segmentEvents(ctx context.Context, index uint64, leaf translog.SegmentLeaf) (WireSegment, error) {
+func (a *LogAPI) segmentEvents(ctx context.Context, index uint64, leaf translog.SegmentLeaf) (logwire.Segment, error) {
 	evs, err := a.Store.ReadAll(ctx, leaf.First-1, int(leaf.Count))
 	if err != nil {
-		return WireSegment{}, fmt.Errorf("read segment %d: %w", index, err)
+		return logwire.Segment{}, fmt.Errorf("read segment %d: %w", index, err)
 	}
-	seg := WireSegment{Index: index, Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:], Events: []WireEvent{}}
+	seg := logwire.Segment{Index: index, Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:], Events: []logwire.Event{}}
 	for _, e := range evs {
 		if e.Position > leaf.Last {
 			break
@@ -364,8 +365,8 @@ func bodyOf(signed string) []byte {
 	return []byte(signed)
 }
 
-func wireEvent(e eventstore.RecordedEvent) WireEvent {
-	return WireEvent{Position: e.Position, Stream: e.Stream, Revision: e.Revision, ID: e.ID, Type: e.Type, Payload: e.Payload}
+func wireEvent(e eventstore.RecordedEvent) logwire.Event {
+	return logwire.Event{Position: e.Position, Stream: e.Stream, Revision: e.Revision, ID: e.ID, Type: e.Type, Payload: e.Payload}
 }
 
 func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
@@ -392,5 +393,5 @@ func writeJSON(w http.ResponseWriter, v any) {
 func apiError(w http.ResponseWriter, status int, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(WireError{Error: fmt.Sprintf(format, args...)})
+	json.NewEncoder(w).Encode(logwire.Problem{Error: fmt.Sprintf(format, args...)})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/tessera"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/merkle"
@@ -122,7 +123,7 @@ func (r *logRig) get(t *testing.T, path string, v any) (int, http.Header) {
 		}
 	}
 	if res.StatusCode != http.StatusOK && v != nil {
-		var e httpapi.WireError
+		var e logwire.Problem
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
 			t.Fatalf("%s: HTTP %d without a JSON error: %s", path, res.StatusCode, body)
 		}
@@ -131,11 +132,11 @@ func (r *logRig) get(t *testing.T, path string, v any) (int, http.Header) {
 }
 
 // proveEventually asks for a token's proof until a checkpoint covers it.
-func (r *logRig) proveEventually(t *testing.T, serial string) httpapi.WireProof {
+func (r *logRig) proveEventually(t *testing.T, serial string) logwire.Proof {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var p httpapi.WireProof
+		var p logwire.Proof
 		status, hdr := r.get(t, "/log/v1/proof/"+serial, &p)
 		if status == http.StatusOK {
 			return p
@@ -178,7 +179,7 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 	// and each later one extends the earlier.
 	// A checkpoint is served as soon as the log publishes it, and recorded
 	// as LogCheckpointSigned at the writer's next tick: wait for that.
-	var cps httpapi.WireCheckpoints
+	var cps logwire.Checkpoints
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		status, _ := r.get(t, "/log/v1/checkpoints?limit=1000", &cps)
 		if status == http.StatusOK && len(cps.Checkpoints) > 0 {
@@ -190,7 +191,7 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 	}
 	last := cps.Checkpoints[len(cps.Checkpoints)-1]
 	for i := range last.Size {
-		var seg httpapi.WireSegment
+		var seg logwire.Segment
 		if status, _ := r.get(t, fmt.Sprintf("/log/v1/segments/%d", i), &seg); status != http.StatusOK {
 			t.Fatalf("segment %d: HTTP %d", i, status)
 		}
@@ -203,11 +204,11 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 		}
 	}
 	first := cps.Checkpoints[0]
-	var c httpapi.WireConsistency
+	var c logwire.Consistency
 	if status, _ := r.get(t, fmt.Sprintf("/log/v1/consistency?from=%d&to=%d", first.Size, last.Size), &c); status != http.StatusOK {
 		t.Fatalf("consistency: HTTP %d", status)
 	}
-	proof, err := httpapi.DecodeHashes(c.Proof)
+	proof, err := logwire.DecodeHashes(c.Proof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,13 +218,13 @@ func TestLogAPIProvesTokensAgainstSignedCheckpoints(t *testing.T) {
 
 	// Each leaf is proven in the checkpoint's tree.
 	for i := range last.Size {
-		var inc httpapi.WireInclusion
+		var inc logwire.Inclusion
 		if status, _ := r.get(t, fmt.Sprintf("/log/v1/inclusion?index=%d&size=%d", i, last.Size), &inc); status != http.StatusOK {
 			t.Fatalf("inclusion of %d: HTTP %d", i, status)
 		}
-		var seg httpapi.WireSegment
+		var seg logwire.Segment
 		r.get(t, fmt.Sprintf("/log/v1/segments/%d?events=false", i), &seg)
-		p, err := httpapi.DecodeHashes(inc.Proof)
+		p, err := logwire.DecodeHashes(inc.Proof)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 )
 
@@ -76,20 +76,20 @@ func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
 // Checkpoints returns a page of the recorded checkpoints, oldest first,
 // those recorded after the event position after; limit 0 leaves the page
 // size to the server.
-func (c *Client) Checkpoints(ctx context.Context, after uint64, limit int) (httpapi.WireCheckpoints, error) {
+func (c *Client) Checkpoints(ctx context.Context, after uint64, limit int) (logwire.Checkpoints, error) {
 	q := url.Values{}
 	q.Set("after", strconv.FormatUint(after, 10))
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out httpapi.WireCheckpoints
+	var out logwire.Checkpoints
 	err := c.getJSON(ctx, "checkpoints?"+q.Encode(), &out)
 	return out, err
 }
 
 // Proof returns the proof of the token with serial (hex) in the log.
-func (c *Client) Proof(ctx context.Context, serial string) (httpapi.WireProof, error) {
-	var out httpapi.WireProof
+func (c *Client) Proof(ctx context.Context, serial string) (logwire.Proof, error) {
+	var out logwire.Proof
 	err := c.getJSON(ctx, "proof/"+url.PathEscape(serial), &out)
 	return out, err
 }
@@ -97,14 +97,14 @@ func (c *Client) Proof(ctx context.Context, serial string) (httpapi.WireProof, e
 // Consistency returns the proof that the tree of to leaves extends the
 // tree of from leaves.
 func (c *Client) Consistency(ctx context.Context, from, to uint64) ([]merkle.Hash, error) {
-	var w httpapi.WireConsistency
+	var w logwire.Consistency
 	if err := c.getJSON(ctx, fmt.Sprintf("consistency?from=%d&to=%d", from, to), &w); err != nil {
 		return nil, err
 	}
 	if w.From != from || w.To != to {
 		return nil, fmt.Errorf("logclient: asked for consistency %d→%d, got %d→%d", from, to, w.From, w.To)
 	}
-	p, err := httpapi.DecodeHashes(w.Proof)
+	p, err := logwire.DecodeHashes(w.Proof)
 	if err != nil {
 		return nil, fmt.Errorf("logclient: consistency %d→%d: %w", from, to, err)
 	}
@@ -114,14 +114,14 @@ func (c *Client) Consistency(ctx context.Context, from, to uint64) ([]merkle.Has
 // Inclusion returns the proof that leaf index is in the tree of size
 // leaves.
 func (c *Client) Inclusion(ctx context.Context, index, size uint64) ([]merkle.Hash, error) {
-	var w httpapi.WireInclusion
+	var w logwire.Inclusion
 	if err := c.getJSON(ctx, fmt.Sprintf("inclusion?index=%d&size=%d", index, size), &w); err != nil {
 		return nil, err
 	}
 	if w.Index != index || w.Size != size {
 		return nil, fmt.Errorf("logclient: asked for the inclusion of leaf %d in %d, got %d in %d", index, size, w.Index, w.Size)
 	}
-	p, err := httpapi.DecodeHashes(w.Proof)
+	p, err := logwire.DecodeHashes(w.Proof)
 	if err != nil {
 		return nil, fmt.Errorf("logclient: inclusion of leaf %d in %d: %w", index, size, err)
 	}
@@ -130,12 +130,12 @@ func (c *Client) Inclusion(ctx context.Context, index, size uint64) ([]merkle.Ha
 
 // Segment returns the segment at index, with its events unless withEvents
 // is false.
-func (c *Client) Segment(ctx context.Context, index uint64, withEvents bool) (httpapi.WireSegment, error) {
+func (c *Client) Segment(ctx context.Context, index uint64, withEvents bool) (logwire.Segment, error) {
 	path := "segments/" + strconv.FormatUint(index, 10)
 	if !withEvents {
 		path += "?events=false"
 	}
-	var out httpapi.WireSegment
+	var out logwire.Segment
 	if err := c.getJSON(ctx, path, &out); err != nil {
 		return out, err
 	}
@@ -183,7 +183,7 @@ func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, err
 
 func apiError(u string, res *http.Response, body []byte) *APIError {
 	e := &APIError{URL: u, Status: res.StatusCode}
-	var w httpapi.WireError
+	var w logwire.Problem
 	if json.Unmarshal(body, &w) == nil && w.Error != "" {
 		e.Message = w.Error
 	} else {

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -548,7 +548,7 @@ func exportLog(ctx context.Context, c *logclient.Client, o exportOptions, sum *e
 		}
 		return lg, fmt.Errorf("the log's latest checkpoint has %d leaves; the range records a checkpoint of %d: still not published after %s", nc.size, size, o.wait)
 	}
-	proofs := map[uint64]httpapi.WireProof{} // by the size of the checkpoint it leads to, one each
+	proofs := map[uint64]logwire.Proof{} // by the size of the checkpoint it leads to, one each
 	sizes := map[string]uint64{}
 	for _, serial := range sum.serials {
 		p, err := fetchProof(ctx, c, serial, o.wait)
@@ -615,7 +615,7 @@ func exportLog(ctx context.Context, c *logclient.Client, o exportOptions, sum *e
 		if err != nil {
 			return lg, err
 		}
-		raw, err := json.Marshal(httpapi.WireConsistency{From: size, To: final.Size, Proof: httpapi.EncodeHashes(hashes)})
+		raw, err := json.Marshal(logwire.Consistency{From: size, To: final.Size, Proof: logwire.EncodeHashes(hashes)})
 		if err != nil {
 			return lg, err
 		}

@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
@@ -149,7 +149,7 @@ func exportTail(ctx context.Context, c *logclient.Client, out string, tail bookk
 		if err != nil {
 			return nil, fmt.Errorf("the segment sealed at position %d: %w", b.position, err)
 		}
-		raw, err := json.Marshal(exportSegmentProof{Index: s.Index, Leaf: seg.Leaf, Size: final.Size, LogPath: httpapi.EncodeHashes(path)})
+		raw, err := json.Marshal(exportSegmentProof{Index: s.Index, Leaf: seg.Leaf, Size: final.Size, LogPath: logwire.EncodeHashes(path)})
 		if err != nil {
 			return nil, err
 		}
@@ -314,7 +314,7 @@ func (v *bundleVerifier) provenLeaf(p string, index uint64, final translog.Check
 	if sp.Size != final.Size {
 		return translog.SegmentLeaf{}, fmt.Errorf("%s: proves segment %d in a tree of %d leaves, log/checkpoint has %d", p, index, sp.Size, final.Size)
 	}
-	path, err := httpapi.DecodeHashes(sp.LogPath)
+	path, err := logwire.DecodeHashes(sp.LogPath)
 	if err != nil {
 		return translog.SegmentLeaf{}, fmt.Errorf("%s: %w", p, err)
 	}

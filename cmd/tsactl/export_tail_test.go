@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
@@ -37,7 +37,7 @@ func (l *miniLog) serve(t *testing.T, size func() uint64) *httptest.Server {
 	mux.HandleFunc("GET /log/v1/segments/{index}", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.PathValue("index"))
 		leaf := l.leaves[i]
-		json.NewEncoder(w).Encode(httpapi.WireSegment{Index: uint64(i), Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:]})
+		json.NewEncoder(w).Encode(logwire.Segment{Index: uint64(i), Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:]})
 	})
 	mux.HandleFunc("GET /log/v1/proof/a1", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(l.proof(t, size()))
@@ -50,13 +50,13 @@ func (l *miniLog) serve(t *testing.T, size func() uint64) *httptest.Server {
 			return
 		}
 		p, _ := merkle.InclusionProof(index, l.hashes[:n])
-		json.NewEncoder(w).Encode(httpapi.WireInclusion{Index: index, Size: n, Proof: httpapi.EncodeHashes(p)})
+		json.NewEncoder(w).Encode(logwire.Inclusion{Index: index, Size: n, Proof: logwire.EncodeHashes(p)})
 	})
 	mux.HandleFunc("GET /log/v1/consistency", func(w http.ResponseWriter, r *http.Request) {
 		from, _ := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
 		to, _ := strconv.ParseUint(r.URL.Query().Get("to"), 10, 64)
 		p, _ := merkle.ConsistencyProof(from, l.hashes[:to])
-		json.NewEncoder(w).Encode(httpapi.WireConsistency{From: from, To: to, Proof: httpapi.EncodeHashes(p)})
+		json.NewEncoder(w).Encode(logwire.Consistency{From: from, To: to, Proof: logwire.EncodeHashes(p)})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -247,7 +247,7 @@ func TestExportCarriesTrailingBookkeeping(t *testing.T) {
 			editSegment(t, dir, func(sp *exportSegmentProof) { sp.Size = 2 })
 		}, "log/segments/2.json: proves segment 2 in a tree of 2 leaves, log/checkpoint has 3"},
 		{"a wrong log path", func(t *testing.T, dir string, _ bookkeepingTail) {
-			editSegment(t, dir, func(sp *exportSegmentProof) { sp.LogPath[0] = httpapi.EncodeHashes([]merkle.Hash{{7}})[0] })
+			editSegment(t, dir, func(sp *exportSegmentProof) { sp.LogPath[0] = logwire.EncodeHashes([]merkle.Hash{{7}})[0] })
 		}, "log/segments/2.json: segment 2 does not lead to the root of log/checkpoint (size 3)"},
 		{"another leaf", func(t *testing.T, dir string, _ bookkeepingTail) {
 			editSegment(t, dir, func(sp *exportSegmentProof) { sp.Leaf = l.leaves[1].Marshal() })

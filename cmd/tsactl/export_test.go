@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -313,7 +313,7 @@ func (l *miniLog) checkpoint(t *testing.T, size uint64) []byte {
 
 // proof proves the event at position 4 (the second of segment 1) against
 // the checkpoint of size.
-func (l *miniLog) proof(t *testing.T, size uint64) httpapi.WireProof {
+func (l *miniLog) proof(t *testing.T, size uint64) logwire.Proof {
 	t.Helper()
 	seg := l.leaves[1]
 	eventPath, err := merkle.InclusionProof(1, []merkle.Hash{merkle.LeafHash(l.payloads[2]), merkle.LeafHash(l.payloads[3])})
@@ -324,11 +324,11 @@ func (l *miniLog) proof(t *testing.T, size uint64) httpapi.WireProof {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httpapi.WireProof{
+	return logwire.Proof{
 		Serial:     "a1",
-		Event:      httpapi.WireEvent{Position: 4, Stream: "tsr-a1", Type: "TimestampIssued.v1", Payload: l.payloads[3]},
-		Segment:    httpapi.WireSegment{Index: 1, Leaf: seg.Marshal(), First: seg.First, Last: seg.Last, Count: seg.Count, Root: seg.Root[:]},
-		EventIndex: 1, EventPath: httpapi.EncodeHashes(eventPath), LogPath: httpapi.EncodeHashes(logPath),
+		Event:      logwire.Event{Position: 4, Stream: "tsr-a1", Type: "TimestampIssued.v1", Payload: l.payloads[3]},
+		Segment:    logwire.Segment{Index: 1, Leaf: seg.Marshal(), First: seg.First, Last: seg.Last, Count: seg.Count, Root: seg.Root[:]},
+		EventIndex: 1, EventPath: logwire.EncodeHashes(eventPath), LogPath: logwire.EncodeHashes(logPath),
 		Checkpoint: string(l.checkpoint(t, size)),
 	}
 }
@@ -352,7 +352,7 @@ func TestExportLogTiesOlderProofsToTheCheckpoint(t *testing.T) {
 	mux.HandleFunc("GET /log/v1/segments/{index}", func(w http.ResponseWriter, r *http.Request) {
 		i, _ := strconv.Atoi(r.PathValue("index"))
 		leaf := l.leaves[i]
-		json.NewEncoder(w).Encode(httpapi.WireSegment{Index: uint64(i), Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:]})
+		json.NewEncoder(w).Encode(logwire.Segment{Index: uint64(i), Leaf: leaf.Marshal(), First: leaf.First, Last: leaf.Last, Count: leaf.Count, Root: leaf.Root[:]})
 	})
 	mux.HandleFunc("GET /log/v1/proof/a1", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(l.proof(t, 2))
@@ -363,7 +363,7 @@ func TestExportLogTiesOlderProofsToTheCheckpoint(t *testing.T) {
 			return
 		}
 		p, _ := merkle.ConsistencyProof(2, l.hashes)
-		json.NewEncoder(w).Encode(httpapi.WireConsistency{From: 2, To: 3, Proof: httpapi.EncodeHashes(p)})
+		json.NewEncoder(w).Encode(logwire.Consistency{From: 2, To: 3, Proof: logwire.EncodeHashes(p)})
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -402,7 +402,7 @@ func TestExportLogTiesOlderProofsToTheCheckpoint(t *testing.T) {
 	// not tied to log/checkpoint.
 	cons := filepath.Join(dir, "log", "consistency", "2-3.json")
 	raw, _ := os.ReadFile(cons)
-	wrong, _ := json.Marshal(httpapi.WireConsistency{From: 2, To: 3, Proof: httpapi.EncodeHashes([]merkle.Hash{{1}})})
+	wrong, _ := json.Marshal(logwire.Consistency{From: 2, To: 3, Proof: logwire.EncodeHashes([]merkle.Hash{{1}})})
 	os.WriteFile(cons, wrong, 0o644)
 	if got, n := check(); n != 1 || !strings.Contains(got, "log/proofs/a1.json: leads to the checkpoint of size 2: log/consistency/2-3.json: translog: FORK") {
 		t.Errorf("a wrong consistency proof: %d problems:\n%s", n, got)

@@ -22,8 +22,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logkey"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/authenticode"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
@@ -689,7 +689,7 @@ func (v *bundleVerifier) checkLog() {
 			add("%s: %v", p, err)
 			continue
 		}
-		var wp httpapi.WireProof
+		var wp logwire.Proof
 		if err := json.Unmarshal(raw, &wp); err != nil {
 			add("%s: %v", p, err)
 			continue
@@ -748,14 +748,14 @@ func (v *bundleVerifier) checkConsistency(older, newer []byte, from, to uint64) 
 	if err != nil {
 		return fmt.Errorf("no proof that log/checkpoint extends it: %w", err)
 	}
-	var wc httpapi.WireConsistency
+	var wc logwire.Consistency
 	if err := json.Unmarshal(raw, &wc); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	if wc.From != from || wc.To != to {
 		return fmt.Errorf("%s: proves %d→%d", p, wc.From, wc.To)
 	}
-	hashes, err := httpapi.DecodeHashes(wc.Proof)
+	hashes, err := logwire.DecodeHashes(wc.Proof)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/translogtest"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
@@ -91,7 +91,7 @@ func (l *scriptedLog) serve(t *testing.T) *httptest.Server {
 			http.Error(w, `{"error":"bad range"}`, http.StatusBadRequest)
 			return
 		}
-		fmt.Fprintf(w, `{"from":%d,"to":%d,"proof":["%s"]}`, from, to, strings.Join(httpapi.EncodeHashes(p), `","`))
+		fmt.Fprintf(w, `{"from":%d,"to":%d,"proof":["%s"]}`, from, to, strings.Join(logwire.EncodeHashes(p), `","`))
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -10,8 +10,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/logclient"
+	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
@@ -113,7 +113,7 @@ func readToken(path string) ([]byte, error) {
 
 // fetchProof asks for the proof, and while the token is not under a
 // checkpoint yet, asks again until wait has passed.
-func fetchProof(ctx context.Context, c *logclient.Client, serial string, wait time.Duration) (httpapi.WireProof, error) {
+func fetchProof(ctx context.Context, c *logclient.Client, serial string, wait time.Duration) (logwire.Proof, error) {
 	deadline := time.Now().Add(wait)
 	told := false
 	for {

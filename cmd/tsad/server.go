@@ -135,7 +135,14 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if hcfg.API, err = queryAPI(cfg.Server.API, proj, store); err != nil {
 		return err
 	}
-	hcfg.Projections = proj.Status
+	hcfg.Projections = func() []httpapi.ProjectionStatus {
+		var out []httpapi.ProjectionStatus
+		for _, p := range proj.Status() {
+			out = append(out, httpapi.ProjectionStatus{Name: p.Name, Checkpoint: p.Checkpoint, LagEvents: p.LagEvents,
+				LagP99: p.LagP99, LagMax: p.LagMax, Failed: p.Failed})
+		}
+		return out
+	}
 	if tlog != nil {
 		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
 		hcfg.LogStatus = tlog.writer.Status

@@ -1,4 +1,8 @@
-package httpapi
+// Package logwire is the JSON of Chronolog's auditor API (/log/v1/,
+// described in schemas/openapi.yaml), shared by the server that speaks it
+// (adapters/httpapi) and the clients that read it (adapters/logclient,
+// tsactl), so that an auditor's client links nothing of the server.
+package logwire
 
 import (
 	"encoding/base64"
@@ -12,8 +16,8 @@ import (
 // The JSON the auditor API speaks, described in schemas/openapi.yaml.
 // Hashes and bytes are standard base64, as in C2SP checkpoints.
 
-// WireEvent is a stored event, its payload exactly as stored.
-type WireEvent struct {
+// Event is a stored event, its payload exactly as stored.
+type Event struct {
 	Position uint64 `json:"position"`
 	Stream   string `json:"stream"`
 	Revision uint64 `json:"revision"`
@@ -22,46 +26,46 @@ type WireEvent struct {
 	Payload  []byte `json:"payload"`
 }
 
-// WireSegment is one leaf of the log and the events it commits to.
-type WireSegment struct {
+// Segment is one leaf of the log and the events it commits to.
+type Segment struct {
 	Index uint64 `json:"index"`
 	// Leaf is the encoded leaf (schemas/translog/segment-leaf.md).
-	Leaf   []byte      `json:"leaf"`
-	First  uint64      `json:"first"`
-	Last   uint64      `json:"last"`
-	Count  uint64      `json:"count"`
-	Root   []byte      `json:"root"`
-	Events []WireEvent `json:"events,omitempty"`
+	Leaf   []byte  `json:"leaf"`
+	First  uint64  `json:"first"`
+	Last   uint64  `json:"last"`
+	Count  uint64  `json:"count"`
+	Root   []byte  `json:"root"`
+	Events []Event `json:"events,omitempty"`
 }
 
-// WireProof proves one event, a token's TimestampIssued, in the log.
-type WireProof struct {
-	Serial     string      `json:"serial,omitempty"`
-	Event      WireEvent   `json:"event"`
-	Segment    WireSegment `json:"segment"`
-	EventIndex uint64      `json:"eventIndex"`
-	EventPath  []string    `json:"eventPath"`
-	LogPath    []string    `json:"logPath"`
+// Proof proves one event, a token's TimestampIssued, in the log.
+type Proof struct {
+	Serial     string   `json:"serial,omitempty"`
+	Event      Event    `json:"event"`
+	Segment    Segment  `json:"segment"`
+	EventIndex uint64   `json:"eventIndex"`
+	EventPath  []string `json:"eventPath"`
+	LogPath    []string `json:"logPath"`
 	// Checkpoint is the signed note the proof leads to.
 	Checkpoint string `json:"checkpoint"`
 }
 
-// WireConsistency proves that the tree of size To extends that of From.
-type WireConsistency struct {
+// Consistency proves that the tree of size To extends that of From.
+type Consistency struct {
 	From  uint64   `json:"from"`
 	To    uint64   `json:"to"`
 	Proof []string `json:"proof"`
 }
 
-// WireInclusion proves leaf Index in the tree of Size leaves.
-type WireInclusion struct {
+// Inclusion proves leaf Index in the tree of Size leaves.
+type Inclusion struct {
 	Index uint64   `json:"index"`
 	Size  uint64   `json:"size"`
 	Proof []string `json:"proof"`
 }
 
-// WireCheckpoint is a recorded checkpoint.
-type WireCheckpoint struct {
+// Checkpoint is a recorded checkpoint.
+type Checkpoint struct {
 	Size uint64 `json:"size"`
 	Root []byte `json:"root"`
 	Note string `json:"note"`
@@ -69,15 +73,15 @@ type WireCheckpoint struct {
 	Position uint64 `json:"position"`
 }
 
-// WireCheckpoints is a page of the checkpoint history, oldest first.
-type WireCheckpoints struct {
-	Checkpoints []WireCheckpoint `json:"checkpoints"`
+// Checkpoints is a page of the checkpoint history, oldest first.
+type Checkpoints struct {
+	Checkpoints []Checkpoint `json:"checkpoints"`
 	// Next is the position to ask for the next page after, 0 at the end.
 	Next uint64 `json:"next,omitempty"`
 }
 
-// WireError is the body of every auditor API error.
-type WireError struct {
+// Problem is the body of every auditor API error.
+type Problem struct {
 	Error string `json:"error"`
 }
 
@@ -106,7 +110,7 @@ func DecodeHashes(in []string) ([]merkle.Hash, error) {
 // EventProof turns the wire proof into the domain's, for verification. The
 // segment's fields are taken from its encoded leaf, not from the JSON
 // copies beside it, so a served leaf cannot disagree with itself.
-func (p WireProof) EventProof() (translog.EventProof, error) {
+func (p Proof) EventProof() (translog.EventProof, error) {
 	leaf, err := translog.ParseSegmentLeaf(p.Segment.Leaf)
 	if err != nil {
 		return translog.EventProof{}, err
