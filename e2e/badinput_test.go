@@ -118,11 +118,11 @@ func TestBadInput(t *testing.T) {
 			continue
 		}
 		rej, ok := evs[len(evs)-1].(*events.TimestampRejected)
-		if !ok || rej.FailInfo != c.failInfo || rej.HTTPStatus != 200 {
+		if !ok || rej.FailInfo != c.failInfo || rej.Status != events.StatusRejection {
 			t.Errorf("%s: last event %#v, want TimestampRejected %s", c.name, evs[len(evs)-1], c.failInfo)
 		}
 	}
-	for name, want := range map[string]int{"GET": 405, "wrong type": 415} {
+	for name, want := range map[string]string{"GET": "method", "wrong type": "media-type"} {
 		body := []byte{}
 		if name == "wrong type" {
 			body = wrongType
@@ -132,13 +132,13 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: not recorded", name)
 			continue
 		}
-		if rej, ok := evs[len(evs)-1].(*events.TimestampRejected); !ok || rej.HTTPStatus != want {
-			t.Errorf("%s: last event %#v, want TimestampRejected with HTTP %d", name, evs[len(evs)-1], want)
+		if rej, ok := evs[len(evs)-1].(*events.TimestampRejected); !ok || rej.Status != events.StatusRefused || rej.Refusal != want {
+			t.Errorf("%s: last event %#v, want TimestampRejected refused for its %s", name, evs[len(evs)-1], want)
 		}
 	}
 	found413 := false
 	for _, evs := range recorded {
-		if rej, ok := evs[len(evs)-1].(*events.TimestampRejected); ok && rej.HTTPStatus == 413 {
+		if rej, ok := evs[len(evs)-1].(*events.TimestampRejected); ok && rej.Refusal == "too-large" {
 			found413 = true
 		}
 	}

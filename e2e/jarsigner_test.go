@@ -126,7 +126,7 @@ func TestJarsigner(t *testing.T) {
 			requireJarToken(t, policyJar, x.issued.Token)
 		case x.req.ReqPolicy == jarRefusedPolicy:
 			refused++
-			if x.rejected == nil || x.rejected.FailInfo != "unacceptedPolicy" || x.rejected.HTTPStatus != 200 {
+			if x.rejected == nil || x.rejected.FailInfo != "unacceptedPolicy" || x.rejected.Status != "rejection" {
 				t.Errorf("the request for policy %s: %#v, want TimestampRejected unacceptedPolicy", jarRefusedPolicy, x.all)
 			}
 		case x.req.HashAlgorithm == "sha512":

@@ -48,7 +48,7 @@ func fillStore(t *testing.T, n int, t0 time.Time) *sqlite.Store {
 		var data []eventstore.EventData
 		for j, e := range []events.Event{
 			events.TimestampRequested{Serial: serial, Service: "s", Path: "/tsa", Method: "POST", Source: "x", ReceivedAt: at, BodySHA256: "00"},
-			events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "r", HTTPStatus: 200},
+			events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "r"},
 		} {
 			ed, err := events.Encode(fmt.Sprintf("01938d2e-6c4b-7e2a-9f1d-%012x", 2*i+j), "tsr-"+serial, at, events.Metadata{Service: "s"}, e)
 			if err != nil {

@@ -40,14 +40,16 @@ func TestSampleEventsValidate(t *testing.T) {
 			ReceivedAt: now, BodySHA256: strings.Repeat("ab", 32)},
 		events.FilterDecided{Serial: "1a2b", Filter: "policy", Verdict: "rejected", Reason: "no", FailInfo: "unacceptedPolicy"},
 		events.TimestampIssued{Serial: "1a2b", GenTime: now, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: strings.Repeat("cd", 32), Token: []byte{0x30, 0x03, 1, 2, 3}},
-		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "md5", HTTPStatus: 200},
-		events.TimestampRejected{Serial: "1a2b", Status: "refused", Reason: "GET", HTTPStatus: 405},
+		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "md5"},
+		events.TimestampRejected{Serial: "1a2b", Status: "refused", Refusal: "method", Reason: "GET"},
+		events.TimestampRejectedV1{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "md5", AnswerStatus: 200},
+		events.TimestampRejectedV1{Serial: "1a2b", Status: "refused", Reason: "GET", AnswerStatus: 405},
 		events.TimestampRequested{Serial: "1a2b", Service: "default", Path: "tcp:127.0.0.1:318", Method: "TCP", Source: "127.0.0.1:5",
 			ReceivedAt: now, BodySHA256: strings.Repeat("ab", 32), BodySize: 60, Transport: "tcp", Protocol: "authenticode", TLSClient: "CN=alice"},
 		events.TimestampIssued{Serial: "1a2b", GenTime: now, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: strings.Repeat("cd", 32), Token: []byte{0x30, 0x03, 1, 2, 3},
 			Client: "build-farm", ClientAuth: "api-key", Protocol: "authenticode"},
-		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badRequest", Reason: "no key", HTTPStatus: 403, Client: "CN=bob", ClientAuth: "tls-client-cert"},
-		events.TimestampForwarded{Serial: "1a2b", Upstream: "https://tsa.example/tsa", HTTPStatus: 200, Status: "granted", Response: []byte{0x30, 0}},
+		events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badRequest", Reason: "no key", Client: "CN=bob", ClientAuth: "tls-client-cert"},
+		events.TimestampForwarded{Serial: "1a2b", Upstream: "https://tsa.example/tsa", UpstreamStatus: 200, Status: "granted", Response: []byte{0x30, 0}},
 		events.ServiceConfigured{Service: "qualified", Source: "/etc/tsad.yaml", FileSHA256: strings.Repeat("ab", 32), ConfigSHA256: strings.Repeat("cd", 32),
 			Certificate: strings.Repeat("ef", 32), Config: []byte(`{"service":{"name":"qualified"},"files":{}}`)},
 		events.ServiceConfigChanged{Service: "qualified", Change: "removed", Source: "/etc/tsad.yaml", PreviousSHA256: strings.Repeat("cd", 32)},
@@ -120,15 +122,18 @@ func TestBrokenLogEventsFail(t *testing.T) {
 }
 
 func TestBrokenEventsFail(t *testing.T) {
-	good := string(encode(t, events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "x", HTTPStatus: 200}))
+	good := string(encode(t, events.TimestampRejected{Serial: "1a2b", Status: "rejection", FailInfo: "badAlg", Reason: "x"}))
 	for name, payload := range map[string]string{
-		"bad failInfo":   strings.Replace(good, `"badAlg"`, `"badAlgorithm"`, 1),
-		"missing field":  strings.Replace(good, `"reason":"x",`, ``, 1),
-		"extra field":    strings.Replace(good, `"reason":"x",`, `"reason":"x","color":"red",`, 1),
-		"unknown type":   strings.Replace(good, `TimestampRejected.v1`, `TimestampEaten.v1`, 1),
-		"envelope extra": strings.Replace(good, `"stream"`, `"oops":1,"stream"`, 1),
-		"not a serial":   strings.Replace(good, `"serial":"1a2b"`, `"serial":"XYZ"`, 1),
-		"bad recordedAt": strings.Replace(good, `2026-11-22T16:00:00Z`, `yesterday`, 1),
+		"bad failInfo":               strings.Replace(good, `"badAlg"`, `"badAlgorithm"`, 1),
+		"missing field":              strings.Replace(good, `,"reason":"x"`, ``, 1),
+		"extra field":                strings.Replace(good, `"reason":"x"`, `"reason":"x","color":"red"`, 1),
+		"unknown type":               strings.Replace(good, `TimestampRejected.v2`, `TimestampEaten.v1`, 1),
+		"refusal with a failInfo":    strings.Replace(good, `"status":"rejection","failInfo":"badAlg"`, `"status":"refused","failInfo":"badAlg","refusal":"method"`, 1),
+		"rejection without failInfo": strings.Replace(good, `"failInfo":"badAlg",`, ``, 1),
+		"HTTP status in v2":          strings.Replace(good, `"reason":"x"`, `"reason":"x","httpStatus":200`, 1),
+		"envelope extra":             strings.Replace(good, `"stream"`, `"oops":1,"stream"`, 1),
+		"not a serial":               strings.Replace(good, `"serial":"1a2b"`, `"serial":"XYZ"`, 1),
+		"bad recordedAt":             strings.Replace(good, `2026-11-22T16:00:00Z`, `yesterday`, 1),
 	} {
 		if payload == good {
 			t.Fatalf("%s: the mutation did not apply", name)

@@ -19,19 +19,17 @@ type seen struct {
 	via          string
 }
 
-func (s *seen) Name() string       { return s.name }
-func (s *seen) Authenticode() bool { return s.authenticode }
-func (s *seen) Handle(_ context.Context, r tsa.Request) tsa.Reply {
-	s.last, s.via = r, "rfc3161"
-	return tsa.Reply{HTTPStatus: 200, Body: []byte{0x30, 0}, ContentType: tsa.ReplyType}
+func (s *seen) Name() string { return s.name }
+func (s *seen) Handle(ctx context.Context, r tsa.Request) tsa.Outcome {
+	if r.Protocol == tsa.ProtocolAuthenticode && !s.authenticode {
+		return s.Refuse(ctx, r, tsa.RefusedMediaType, "")
+	}
+	s.last, s.via = r, r.Protocol
+	return tsa.Outcome{Kind: tsa.Granted, Protocol: r.Protocol, Token: []byte{0x30, 0}, Recorded: true}
 }
-func (s *seen) HandleAuthenticode(_ context.Context, r tsa.Request) tsa.Reply {
-	s.last, s.via = r, "authenticode"
-	return tsa.Reply{HTTPStatus: 200, Body: []byte("MAA="), ContentType: tsa.AuthenticodeType}
-}
-func (s *seen) Refuse(_ context.Context, r tsa.Request, status int, _ string) tsa.Reply {
+func (s *seen) Refuse(_ context.Context, r tsa.Request, refusal tsa.Refusal, _ string) tsa.Outcome {
 	s.last, s.via = r, "refused"
-	return tsa.Reply{HTTPStatus: status}
+	return tsa.Outcome{Kind: tsa.Refused, Refusal: refusal, Recorded: true}
 }
 func (s *seen) Undelivered(context.Context, string, string) error { return nil }
 

@@ -129,7 +129,7 @@ func TestHangUpMidBodyIsRecorded(t *testing.T) {
 		t.Errorf("recorded body size %d, want the 10 bytes that arrived", req.BodySize)
 	}
 	_, e, _ = events.Decode(recs[1].Payload)
-	if rej := e.(*events.TimestampRejected); rej.Status != "refused" || rej.HTTPStatus != 400 || !strings.Contains(rej.Reason, "body could not be read") {
+	if rej := e.(*events.TimestampRejected); rej.Status != "refused" || rej.Refusal != "incomplete" || !strings.Contains(rej.Reason, "body could not be read") {
 		t.Errorf("recorded %+v", rej)
 	}
 	if v := metric(t, srv, `chronolog_timestamps_total{outcome="refused"}`); v != "1" {

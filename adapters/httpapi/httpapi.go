@@ -25,10 +25,12 @@ import (
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
-// Media types of RFC 3161 §3.4.
+// Media types of RFC 3161 §3.4, and of Authenticode requests and
+// answers.
 const (
-	QueryType = "application/timestamp-query"
-	ReplyType = "application/timestamp-reply"
+	QueryType        = "application/timestamp-query"
+	ReplyType        = "application/timestamp-reply"
+	AuthenticodeType = "application/octet-stream"
 )
 
 // DefaultMaxBody is the body limit when Config leaves it zero. A
@@ -39,19 +41,11 @@ const DefaultMaxBody = 64 << 10
 // Service is one timestamp service as the transport sees it.
 type Service interface {
 	Name() string
-	Handle(ctx context.Context, r tsa.Request) tsa.Reply
-	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+	Handle(ctx context.Context, r tsa.Request) tsa.Outcome
+	Refuse(ctx context.Context, r tsa.Request, refusal tsa.Refusal, reason string) tsa.Outcome
 	// Undelivered records that the answer to the request recorded under
 	// serial did not reach its client.
 	Undelivered(ctx context.Context, serial, reason string) error
-}
-
-// AuthenticodeService is a service that may answer Microsoft Authenticode
-// legacy requests (application/octet-stream) on its paths too.
-type AuthenticodeService interface {
-	Service
-	Authenticode() bool
-	HandleAuthenticode(ctx context.Context, r tsa.Request) tsa.Reply
 }
 
 // Config describes the HTTP surface.
@@ -187,7 +181,7 @@ func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(ctx, w, r, svc, req, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed")
+		h.refuse(ctx, w, r, svc, req, tsa.RefusedMethod, "method "+r.Method+" is not allowed")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.cfg.MaxBody+1))
@@ -196,7 +190,7 @@ func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
 		// The client went away or sent a broken body: what arrived is
 		// recorded, and answered in case the client still listens.
 		req.BodySize = int64(len(body))
-		h.refuse(ctx, w, r, svc, req, http.StatusBadRequest, "body could not be read: "+err.Error())
+		h.refuse(ctx, w, r, svc, req, tsa.RefusedIncomplete, "body could not be read: "+err.Error())
 		return
 	}
 	if int64(len(body)) > h.cfg.MaxBody {
@@ -204,44 +198,48 @@ func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
 			req.BodySize = int64(len(body))
 		}
 		w.Header().Set("Connection", "close")
-		h.refuse(ctx, w, r, svc, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody))
+		h.refuse(ctx, w, r, svc, req, tsa.RefusedTooLarge, fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody))
 		return
 	}
 	req.BodySize = int64(len(body))
 	// The body is read before the content type is judged, so that a
 	// refused body is still recorded by its hash.
-	handle := svc.Handle
-	if !isQueryType(req.ContentType) {
-		as, ok := svc.(AuthenticodeService)
-		if !ok || !as.Authenticode() || !isAuthenticodeType(req.ContentType) {
-			h.refuse(ctx, w, r, svc, req, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q is not %s", req.ContentType, QueryType))
-			return
-		}
-		handle = as.HandleAuthenticode
+	switch {
+	case isQueryType(req.ContentType):
+		req.Protocol = tsa.ProtocolRFC3161
+	case isAuthenticodeType(req.ContentType):
+		req.Protocol = tsa.ProtocolAuthenticode
+	default:
+		h.refuse(ctx, w, r, svc, req, tsa.RefusedMediaType, fmt.Sprintf("content type %q names no protocol of this TSA", req.ContentType))
+		return
 	}
-	reply := handle(ctx, req)
-	h.tally.Answered(reply)
-	h.deliver(ctx, w, r, svc, reply, func() error {
-		hdr := w.Header()
-		if reply.ContentType == "" || reply.ContentType == ReplyType {
-			hdr["Content-Type"] = replyTypeHeader
-		} else {
-			hdr.Set("Content-Type", reply.ContentType)
-		}
-		hdr["Content-Length"] = []string{strconv.Itoa(len(reply.Body))}
-		w.WriteHeader(reply.HTTPStatus)
-		_, err := w.Write(reply.Body)
-		return err
-	})
+	h.deliver(ctx, w, r, svc, svc.Handle(ctx, req))
 }
 
-// deliver writes an answer and, when the client is known not to have it
-// (its connection closed before the answer was written, or writing it
-// failed), records so. A write that succeeds proves nothing more than
-// that the kernel took the bytes.
-func (h *Handler) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, reply tsa.Reply, write func() error) {
+func (h *Handler) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, req tsa.Request, refusal tsa.Refusal, reason string) {
+	h.deliver(ctx, w, r, svc, svc.Refuse(ctx, req, refusal, reason))
+}
+
+// deliver counts and writes an outcome's answer and, when the client is
+// known not to have it (its connection closed before the answer was
+// written, or writing it failed), records so. A write that succeeds proves
+// nothing more than that the kernel took the bytes.
+func (h *Handler) deliver(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, o tsa.Outcome) {
+	h.tally.Answered(o)
 	gone := r.Context().Err() != nil
-	err := write()
+	a := answer(o)
+	hdr := w.Header()
+	if a.contentType == ReplyType {
+		hdr["Content-Type"] = replyTypeHeader
+	} else {
+		hdr.Set("Content-Type", a.contentType)
+	}
+	if a.contentType == textPlain {
+		hdr.Set("X-Content-Type-Options", "nosniff")
+	}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(a.body))}
+	w.WriteHeader(a.status)
+	_, err := w.Write(a.body)
 	if err == nil {
 		err = http.NewResponseController(w).Flush()
 	}
@@ -253,11 +251,11 @@ func (h *Handler) deliver(ctx context.Context, w http.ResponseWriter, r *http.Re
 		reason = "the answer could not be written: " + err.Error()
 	}
 	h.tally.Undelivered()
-	if !reply.Recorded || reply.Serial == "" {
+	if !o.Recorded || o.Serial == "" {
 		return
 	}
-	if err := svc.Undelivered(ctx, reply.Serial, reason); err != nil {
-		h.cfg.Log.Error("undelivered answer not recorded", "serial", reply.Serial, "err", err)
+	if err := svc.Undelivered(ctx, o.Serial, reason); err != nil {
+		h.cfg.Log.Error("undelivered answer not recorded", "serial", o.Serial, "err", err)
 	}
 }
 
@@ -274,7 +272,7 @@ func bearer(h string) string {
 // signtool and osslsigncode say application/octet-stream.
 func isAuthenticodeType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == tsa.AuthenticodeType
+	return err == nil && mt == AuthenticodeType
 }
 
 // replyTypeHeader is shared by every answer; net/http only reads it.
@@ -288,28 +286,6 @@ func isQueryType(ct string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == QueryType
-}
-
-// refusalTexts are the bodies of transport refusals: fixed, the cause
-// being on the record.
-var refusalTexts = map[int]string{
-	http.StatusMethodNotAllowed:      "method not allowed: POST an " + QueryType,
-	http.StatusUnsupportedMediaType:  "unsupported content type: POST an " + QueryType,
-	http.StatusRequestEntityTooLarge: "request body too large",
-	http.StatusBadRequest:            "request body could not be read",
-}
-
-func (h *Handler) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, svc Service, req tsa.Request, status int, reason string) {
-	reply := svc.Refuse(ctx, req, status, reason)
-	h.tally.Answered(reply)
-	h.deliver(ctx, w, r, svc, reply, func() error {
-		hdr := w.Header()
-		hdr.Set("Content-Type", "text/plain; charset=utf-8")
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(status)
-		_, err := io.WriteString(w, refusalTexts[status]+"\n")
-		return err
-	})
 }
 
 func (h *Handler) serveMetrics(w http.ResponseWriter, _ *http.Request) {

@@ -18,19 +18,19 @@ type Tally struct {
 }
 
 // Answered counts one answer.
-func (t *Tally) Answered(r tsa.Reply) {
-	if !r.Recorded {
+func (t *Tally) Answered(o tsa.Outcome) {
+	if !o.Recorded {
 		t.unrecorded.Add(1)
 		return
 	}
-	switch r.Outcome {
-	case tsa.OutcomeGranted:
+	switch o.Kind {
+	case tsa.Granted:
 		t.granted.Add(1)
-	case tsa.OutcomeRejection:
+	case tsa.Rejected, tsa.Failed:
 		t.rejected.Add(1)
-	case tsa.OutcomeRefused:
+	case tsa.Refused:
 		t.refused.Add(1)
-	case tsa.OutcomeForwarded:
+	case tsa.Forwarded:
 		t.forwarded.Add(1)
 	}
 }

@@ -129,11 +129,11 @@ func (s *memStore) ReadAll(_ context.Context, after uint64, limit int) ([]events
 type noTSA struct{}
 
 func (noTSA) Name() string { return "tsa" }
-func (noTSA) Handle(context.Context, tsa.Request) tsa.Reply {
-	return tsa.Reply{HTTPStatus: http.StatusServiceUnavailable}
+func (noTSA) Handle(context.Context, tsa.Request) tsa.Outcome {
+	return tsa.Outcome{Kind: tsa.Refused, Refusal: tsa.RefusedMediaType}
 }
-func (noTSA) Refuse(context.Context, tsa.Request, int, string) tsa.Reply {
-	return tsa.Reply{HTTPStatus: http.StatusServiceUnavailable}
+func (noTSA) Refuse(_ context.Context, _ tsa.Request, r tsa.Refusal, _ string) tsa.Outcome {
+	return tsa.Outcome{Kind: tsa.Refused, Refusal: r}
 }
 func (noTSA) Undelivered(context.Context, string, string) error { return nil }
 

@@ -65,6 +65,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
@@ -93,14 +94,14 @@ var ErrServerClosed = errors.New("tcpapi: server closed")
 // contract as httpapi.Service).
 type Service interface {
 	Name() string
-	Handle(ctx context.Context, r tsa.Request) tsa.Reply
-	Refuse(ctx context.Context, r tsa.Request, httpStatus int, reason string) tsa.Reply
+	Handle(ctx context.Context, r tsa.Request) tsa.Outcome
+	Refuse(ctx context.Context, r tsa.Request, refusal tsa.Refusal, reason string) tsa.Outcome
 	Undelivered(ctx context.Context, serial, reason string) error
 }
 
 // Tally counts answers for the server's metrics (httpapi.Tally).
 type Tally interface {
-	Answered(tsa.Reply)
+	Answered(tsa.Outcome)
 	Undelivered()
 }
 
@@ -116,8 +117,8 @@ const (
 
 type noTally struct{}
 
-func (noTally) Answered(tsa.Reply) {}
-func (noTally) Undelivered()       {}
+func (noTally) Answered(tsa.Outcome) {}
+func (noTally) Undelivered()         {}
 
 // Config describes the TCP surface.
 type Config struct {
@@ -470,79 +471,87 @@ func (c *conn) exchange(r io.Reader) bool {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrZeroLength):
-		c.refuse(req, 400, TextMalformedFrame, "frame length 0: the length counts the flag octet, so it is at least 1")
+		c.refuse(req, tsa.RefusedIncomplete, TextMalformedFrame, "frame length 0: the length counts the flag octet, so it is at least 1")
 		return false
 	case errors.As(err, &tooLarge):
 		req.BodySize = int64(tooLarge.Length) - 1
-		c.refuse(req, 413, TextTooLarge, fmt.Sprintf("message of %d octets exceeds the %d-octet limit", req.BodySize, s.cfg.MaxMessage))
+		c.refuse(req, tsa.RefusedTooLarge, TextTooLarge, fmt.Sprintf("message of %d octets exceeds the %d-octet limit", req.BodySize, s.cfg.MaxMessage))
 		return false
 	case errors.As(err, &truncated):
 		if truncated.Declared >= 0 {
 			req.BodySize = truncated.Declared
 		}
 		if isTimeout(err) {
-			c.refuse(req, 408, TextTooSlow, fmt.Sprintf("frame not received within %s: %d octets arrived", s.cfg.ReadTimeout, truncated.Got))
+			c.refuse(req, tsa.RefusedTooSlow, TextTooSlow, fmt.Sprintf("frame not received within %s: %d octets arrived", s.cfg.ReadTimeout, truncated.Got))
 		} else {
-			c.refuse(req, 400, TextMalformedFrame, fmt.Sprintf("frame cut short: %d octets arrived (%v)", truncated.Got, truncated.Err))
+			c.refuse(req, tsa.RefusedIncomplete, TextMalformedFrame, fmt.Sprintf("frame cut short: %d octets arrived (%v)", truncated.Got, truncated.Err))
 		}
 		return false
 	default:
-		c.refuse(req, 400, TextMalformedFrame, "frame could not be read: "+err.Error())
+		c.refuse(req, tsa.RefusedIncomplete, TextMalformedFrame, "frame could not be read: "+err.Error())
 		return false
 	}
 
 	switch flag {
 	case FlagTSAMsg:
 	case FlagPollReq:
-		c.refuse(req, 400, TextNoPolling, "pollReq: unknown polling reference (this TSA answers every tsaMsg at once and hands out none)")
+		c.refuse(req, tsa.RefusedMessageType, TextNoPolling, "pollReq: unknown polling reference (this TSA answers every tsaMsg at once and hands out none)")
 		return true
 	default:
 		name := ""
 		if flag <= FlagErrorMsgRep {
 			name = " (" + FlagName(flag) + ")"
 		}
-		c.refuse(req, 400, TextUnsupportedFlag, fmt.Sprintf("unsupported flag %#02x%s: send a TimeStampReq as tsaMsg (00)", flag, name))
+		c.refuse(req, tsa.RefusedMessageType, TextUnsupportedFlag, fmt.Sprintf("unsupported flag %#02x%s: send a TimeStampReq as tsaMsg (00)", flag, name))
 		return true
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	reply := s.cfg.Service.Handle(ctx, req)
-	s.cfg.Tally.Answered(reply)
-	if len(reply.Body) == 0 {
-		// Not a TSP answer: the service refused at the transport level.
-		s.cfg.Log.Error("tcpapi: service answered without a TimeStampResp", "serial", reply.Serial, "status", reply.HTTPStatus, "correlation", req.CorrelationID)
-		c.deliver(ctx, reply, FlagErrorMsgRep, []byte(TextNoAnswer))
+	o := s.cfg.Service.Handle(ctx, req)
+	s.cfg.Tally.Answered(o)
+	var resp []byte
+	switch o.Kind {
+	case tsa.Granted:
+		resp = rfc3161.GrantedResponse(o.Token)
+	case tsa.Rejected, tsa.Failed:
+		resp = rfc3161.RejectionResponse(o.Rejection)
+	case tsa.Forwarded:
+		resp = o.Response
+	default:
+		// Not a TSP answer: the service refused what it was given.
+		s.cfg.Log.Error("tcpapi: service answered without a TimeStampResp", "serial", o.Serial, "outcome", o.Kind, "correlation", req.CorrelationID)
+		c.deliver(ctx, o, FlagErrorMsgRep, []byte(TextNoAnswer))
 		return false
 	}
-	return c.deliver(ctx, reply, s.replyFlag, reply.Body)
+	return c.deliver(ctx, o, s.replyFlag, resp)
 }
 
 // refuse records a frame the transport would not take, then answers it
 // with errorMsgRep carrying text (best effort: the client may be gone);
 // reason goes to the record.
-func (c *conn) refuse(req tsa.Request, status int, text, reason string) {
+func (c *conn) refuse(req tsa.Request, refusal tsa.Refusal, text, reason string) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	reply := s.cfg.Service.Refuse(ctx, req, status, reason)
-	s.cfg.Tally.Answered(reply)
-	s.cfg.Log.Debug("tcpapi: refused", "source", c.source, "status", status, "reason", reason,
-		"serial", reply.Serial, "recorded", reply.Recorded, "correlation", req.CorrelationID)
-	c.deliver(ctx, reply, FlagErrorMsgRep, []byte(text))
+	o := s.cfg.Service.Refuse(ctx, req, refusal, reason)
+	s.cfg.Tally.Answered(o)
+	s.cfg.Log.Debug("tcpapi: refused", "source", c.source, "refusal", refusal, "reason", reason,
+		"serial", o.Serial, "recorded", o.Recorded, "correlation", req.CorrelationID)
+	c.deliver(ctx, o, FlagErrorMsgRep, []byte(text))
 }
 
 // deliver sends an answer and records it undelivered when the write fails.
 // It reports whether the answer was sent.
-func (c *conn) deliver(ctx context.Context, reply tsa.Reply, flag byte, value []byte) bool {
+func (c *conn) deliver(ctx context.Context, o tsa.Outcome, flag byte, value []byte) bool {
 	err := c.send(flag, value)
 	if err == nil {
 		return true
 	}
 	c.s.cfg.Tally.Undelivered()
-	if reply.Recorded && reply.Serial != "" {
-		if rerr := c.s.cfg.Service.Undelivered(ctx, reply.Serial, "the answer could not be written: "+err.Error()); rerr != nil {
-			c.s.cfg.Log.Error("tcpapi: undelivered answer not recorded", "serial", reply.Serial, "err", rerr)
+	if o.Recorded && o.Serial != "" {
+		if rerr := c.s.cfg.Service.Undelivered(ctx, o.Serial, "the answer could not be written: "+err.Error()); rerr != nil {
+			c.s.cfg.Log.Error("tcpapi: undelivered answer not recorded", "serial", o.Serial, "err", rerr)
 		}
 	}
 	return false

@@ -37,14 +37,14 @@ type fakeService struct {
 }
 
 type refusal struct {
-	req    tsa.Request
-	status int
-	reason string
+	req     tsa.Request
+	refusal tsa.Refusal
+	reason  string
 }
 
 func (f *fakeService) Name() string { return "fake" }
 
-func (f *fakeService) Handle(ctx context.Context, r tsa.Request) tsa.Reply {
+func (f *fakeService) Handle(ctx context.Context, r tsa.Request) tsa.Outcome {
 	f.mu.Lock()
 	f.handled = append(f.handled, r)
 	block := f.block
@@ -57,16 +57,18 @@ func (f *fakeService) Handle(ctx context.Context, r tsa.Request) tsa.Reply {
 		panic("fake service: asked to panic")
 	}
 	if bytes.HasPrefix(r.Body, []byte("req")) {
-		return tsa.Reply{HTTPStatus: 200, Body: append([]byte("resp:"), r.Body...), Granted: true, Recorded: true}
+		// The answer carries the request back: a forwarded upstream's
+		// bytes go out as received.
+		return tsa.Outcome{Kind: tsa.Forwarded, Response: append([]byte("resp:"), r.Body...), Recorded: true}
 	}
-	return tsa.Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rfc3161.Reject(rfc3161.BadDataFormat, "not a TimeStampReq")), Recorded: true}
+	return tsa.Outcome{Kind: tsa.Rejected, Rejection: rfc3161.Reject(rfc3161.BadDataFormat, "not a TimeStampReq"), Recorded: true}
 }
 
-func (f *fakeService) Refuse(ctx context.Context, r tsa.Request, status int, reason string) tsa.Reply {
+func (f *fakeService) Refuse(ctx context.Context, r tsa.Request, refused tsa.Refusal, reason string) tsa.Outcome {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.refused = append(f.refused, refusal{r, status, reason})
-	return tsa.Reply{HTTPStatus: status, Recorded: true}
+	f.refused = append(f.refused, refusal{r, refused, reason})
+	return tsa.Outcome{Kind: tsa.Refused, Refusal: refused, Recorded: true}
 }
 
 func (f *fakeService) Undelivered(_ context.Context, serial, reason string) error {
@@ -305,22 +307,22 @@ func TestBadInput(t *testing.T) {
 		closeWrite bool
 		// stream, when set, keeps writing after in (a body arriving).
 		stream   bool
-		status   int
+		refusal  tsa.Refusal
 		reason   string // in the recorded reason
 		text     string // the errorMsgRep's fixed text
 		body     string // recorded body
 		bodySize int64
 		keepOpen bool
 	}{
-		{name: "length 0", in: frame(0), status: 400, reason: "length 0", text: tcpapi.TextMalformedFrame},
-		{name: "over MaxMessage", in: frame(max + 2), status: 413, reason: "exceeds the 1024-octet limit", text: tcpapi.TextTooLarge, bodySize: max + 1},
-		{name: "over MaxMessage while the value streams in", in: frame(1<<30, 0x00), stream: true, status: 413, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 1<<30 - 1},
-		{name: "HTTP on the port", in: []byte("POST /tsa HTTP/1.1\r\nHost: x\r\n\r\n"), status: 413, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 0x504f5354 - 1},
-		{name: "unsupported flag", in: frame(3, 0x07, 'h', 'i'), status: 400, reason: "unsupported flag 0x07", text: tcpapi.TextUnsupportedFlag, body: "hi", bodySize: 2, keepOpen: true},
-		{name: "finalMsgRep from a client", in: frame(2, 0x05, 'x'), status: 400, reason: "unsupported flag 0x05 (finalMsgRep)", text: tcpapi.TextUnsupportedFlag, body: "x", bodySize: 1, keepOpen: true},
-		{name: "pollReq", in: frame(5, 0x02, 0, 0, 0, 1), status: 400, reason: "unknown polling reference", text: tcpapi.TextNoPolling, body: "\x00\x00\x00\x01", bodySize: 4, keepOpen: true},
-		{name: "value cut", in: frame(10, 0x00, 'a', 'b'), closeWrite: true, status: 400, reason: "cut short", text: tcpapi.TextMalformedFrame, body: "ab", bodySize: 9},
-		{name: "header cut", in: []byte{0, 0}, closeWrite: true, status: 400, reason: "cut short", text: tcpapi.TextMalformedFrame},
+		{name: "length 0", in: frame(0), refusal: tsa.RefusedIncomplete, reason: "length 0", text: tcpapi.TextMalformedFrame},
+		{name: "over MaxMessage", in: frame(max + 2), refusal: tsa.RefusedTooLarge, reason: "exceeds the 1024-octet limit", text: tcpapi.TextTooLarge, bodySize: max + 1},
+		{name: "over MaxMessage while the value streams in", in: frame(1<<30, 0x00), stream: true, refusal: tsa.RefusedTooLarge, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 1<<30 - 1},
+		{name: "HTTP on the port", in: []byte("POST /tsa HTTP/1.1\r\nHost: x\r\n\r\n"), refusal: tsa.RefusedTooLarge, reason: "limit", text: tcpapi.TextTooLarge, bodySize: 0x504f5354 - 1},
+		{name: "unsupported flag", in: frame(3, 0x07, 'h', 'i'), refusal: tsa.RefusedMessageType, reason: "unsupported flag 0x07", text: tcpapi.TextUnsupportedFlag, body: "hi", bodySize: 2, keepOpen: true},
+		{name: "finalMsgRep from a client", in: frame(2, 0x05, 'x'), refusal: tsa.RefusedMessageType, reason: "unsupported flag 0x05 (finalMsgRep)", text: tcpapi.TextUnsupportedFlag, body: "x", bodySize: 1, keepOpen: true},
+		{name: "pollReq", in: frame(5, 0x02, 0, 0, 0, 1), refusal: tsa.RefusedMessageType, reason: "unknown polling reference", text: tcpapi.TextNoPolling, body: "\x00\x00\x00\x01", bodySize: 4, keepOpen: true},
+		{name: "value cut", in: frame(10, 0x00, 'a', 'b'), closeWrite: true, refusal: tsa.RefusedIncomplete, reason: "cut short", text: tcpapi.TextMalformedFrame, body: "ab", bodySize: 9},
+		{name: "header cut", in: []byte{0, 0}, closeWrite: true, refusal: tsa.RefusedIncomplete, reason: "cut short", text: tcpapi.TextMalformedFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -354,10 +356,10 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("%d handled, %d refused, want one refusal", len(handled), len(refused))
 			}
 			got := refused[0]
-			if got.status != tt.status || !strings.Contains(got.reason, tt.reason) || string(got.req.Body) != tt.body ||
+			if got.refusal != tt.refusal || !strings.Contains(got.reason, tt.reason) || string(got.req.Body) != tt.body ||
 				got.req.BodySize != tt.bodySize || got.req.Method != "TCP" || got.req.Path != "tcp:/tsa" ||
 				got.req.Source != c.LocalAddr().String() {
-				t.Fatalf("recorded %d %q body %q size %d %+v", got.status, got.reason, got.req.Body, got.req.BodySize, got.req)
+				t.Fatalf("recorded %s %q body %q size %d %+v", got.refusal, got.reason, got.req.Body, got.req.BodySize, got.req)
 			}
 			if tt.keepOpen {
 				send(t, c, tcpapi.FlagTSAMsg, []byte("req-after"))
@@ -382,7 +384,7 @@ func TestReadTimeout(t *testing.T) {
 	}
 	expectClosed(t, c)
 	_, refused := r.svc.records()
-	if len(refused) != 1 || refused[0].status != 408 || string(refused[0].req.Body) != "a" || refused[0].req.BodySize != 9 {
+	if len(refused) != 1 || refused[0].refusal != tsa.RefusedTooSlow || string(refused[0].req.Body) != "a" || refused[0].req.BodySize != 9 {
 		t.Fatalf("refusals %+v", refused)
 	}
 

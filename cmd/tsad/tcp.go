@@ -43,12 +43,12 @@ func (l liveService) current() *tsa.Service {
 
 func (l liveService) Name() string { return l.name }
 
-func (l liveService) Handle(ctx context.Context, r tsa.Request) tsa.Reply {
+func (l liveService) Handle(ctx context.Context, r tsa.Request) tsa.Outcome {
 	return l.current().Handle(ctx, r)
 }
 
-func (l liveService) Refuse(ctx context.Context, r tsa.Request, status int, reason string) tsa.Reply {
-	return l.current().Refuse(ctx, r, status, reason)
+func (l liveService) Refuse(ctx context.Context, r tsa.Request, refusal tsa.Refusal, reason string) tsa.Outcome {
+	return l.current().Refuse(ctx, r, refusal, reason)
 }
 
 func (l liveService) Undelivered(ctx context.Context, serial, reason string) error {

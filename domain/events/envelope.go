@@ -108,6 +108,7 @@ var registry = map[string]func() Event{
 	TypeFilterChainDecided:   func() Event { return &FilterChainDecided{} },
 	TypeTimestampIssued:      func() Event { return &TimestampIssued{} },
 	TypeTimestampRejected:    func() Event { return &TimestampRejected{} },
+	TypeTimestampRejectedV1:  func() Event { return &TimestampRejectedV1{} },
 	TypeTimestampForwarded:   func() Event { return &TimestampForwarded{} },
 	TypeTimestampUndelivered: func() Event { return &TimestampUndelivered{} },
 

@@ -239,11 +239,8 @@ func (e TimestampRejected) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, '{')
 	b = appendStringField(b, "serial", e.Serial, true)
 	b = appendStringField(b, "status", e.Status, false)
-	if e.FailInfo != "" {
-		b = appendStringField(b, "failInfo", e.FailInfo, false)
-	}
+	b = appendOptional(b, []field{{"failInfo", e.FailInfo}, {"refusal", e.Refusal}})
 	b = appendStringField(b, "reason", e.Reason, false)
-	b = appendIntField(b, "httpStatus", int64(e.HTTPStatus))
 	b = appendOptional(b, []field{{"client", e.Client}, {"clientAuth", e.ClientAuth}})
 	return append(b, '}'), nil
 }

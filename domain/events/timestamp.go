@@ -10,7 +10,10 @@ const (
 	TypeFilterDecided      = "FilterDecided.v1"
 	TypeFilterChainDecided = "FilterChainDecided.v1"
 	TypeTimestampIssued    = "TimestampIssued.v1"
-	TypeTimestampRejected  = "TimestampRejected.v1"
+	// TypeTimestampRejected is written since the service stopped speaking
+	// HTTP; records written before hold TypeTimestampRejectedV1.
+	TypeTimestampRejected   = "TimestampRejected.v2"
+	TypeTimestampRejectedV1 = "TimestampRejected.v1"
 	// TypeTimestampUndelivered follows an outcome whose answer did not
 	// reach the client.
 	TypeTimestampUndelivered = "TimestampUndelivered.v1"
@@ -133,15 +136,24 @@ func (TimestampIssued) EventType() string { return TypeTimestampIssued }
 // TimestampRequested) for a Microsoft Authenticode countersignature.
 const ProtocolAuthenticode = "authenticode"
 
-// TimestampRejected records a refused request: a TSP rejection (Status and
-// FailInfo set, HTTPStatus 200) or a transport refusal (HTTPStatus 405, 413
-// or 415, no FailInfo).
+// Statuses of a TimestampRejected.
+const (
+	StatusRejection = "rejection"
+	StatusRefused   = "refused"
+)
+
+// TimestampRejected records a request that got no token: a TSP rejection
+// (Status rejection, FailInfo set; systemFailure when the service failed)
+// or a refusal (Status refused, Refusal naming what was not taken: a
+// method, a media type, a size, a frame). What the client was answered
+// follows from these and the request's protocol and transport, by the
+// transport's one mapping.
 type TimestampRejected struct {
-	Serial     string `json:"serial"`
-	Status     string `json:"status"`
-	FailInfo   string `json:"failInfo,omitempty"`
-	Reason     string `json:"reason"`
-	HTTPStatus int    `json:"httpStatus"`
+	Serial   string `json:"serial"`
+	Status   string `json:"status"`
+	FailInfo string `json:"failInfo,omitempty"`
+	Refusal  string `json:"refusal,omitempty"`
+	Reason   string `json:"reason"`
 	// Client and ClientAuth are the identity the filters established
 	// before the refusal, if any.
 	Client     string `json:"client,omitempty"`
@@ -149,6 +161,24 @@ type TimestampRejected struct {
 }
 
 func (TimestampRejected) EventType() string { return TypeTimestampRejected }
+
+// TimestampRejectedV1 is TimestampRejected as records written before v2
+// hold it: with the status code of the HTTP answer instead of a refusal's
+// name. It is read, never written.
+type TimestampRejectedV1 struct {
+	Serial   string `json:"serial"`
+	Status   string `json:"status"`
+	FailInfo string `json:"failInfo,omitempty"`
+	Reason   string `json:"reason"`
+	// AnswerStatus is the HTTP status code the answer carried (200 for a
+	// TSP rejection, 405, 413, 415 … for a refusal; TCP refusals were
+	// recorded under the nearest HTTP code).
+	AnswerStatus int    `json:"httpStatus"`
+	Client       string `json:"client,omitempty"`
+	ClientAuth   string `json:"clientAuth,omitempty"`
+}
+
+func (TimestampRejectedV1) EventType() string { return TypeTimestampRejectedV1 }
 
 // TimestampUndelivered records that the answer to a recorded request did
 // not reach its client: the client closed its connection before the answer
@@ -171,8 +201,8 @@ const TypeTimestampForwarded = "TimestampForwarded.v1"
 type TimestampForwarded struct {
 	Serial   string `json:"serial"`
 	Upstream string `json:"upstream"`
-	// HTTPStatus is the upstream's HTTP status.
-	HTTPStatus int `json:"httpStatus"`
+	// UpstreamStatus is the status code of the upstream's HTTP answer.
+	UpstreamStatus int `json:"httpStatus"`
 	// Status is the PKIStatus of the upstream's TimeStampResp (granted,
 	// grantedWithMods, rejection, ...), FailInfo its failure bit if any.
 	Status   string `json:"status"`

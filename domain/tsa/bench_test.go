@@ -41,7 +41,7 @@ func BenchmarkHandle(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if r := svc.Handle(ctx, req); !r.Granted {
+				if r := svc.Handle(ctx, req); r.Kind != tsa.Granted {
 					b.Fatalf("%+v", r)
 				}
 			}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/chronolog/chronolog/domain/authenticode"
@@ -38,8 +37,7 @@ func TestClientTextsAreFixed(t *testing.T) {
 	}
 	for _, s := range []string{filter.TextRateLimited, filter.TextClientCertRequired, filter.TextClientCertRefused,
 		filter.TextNotAuthorized, filter.TextAPIKeyRequired, filter.TextAPIKeyRefused, filter.TextAddressRefused,
-		filter.TextNonceRequired, filter.TextNonceTooShort, filter.TextAuthRequired, filter.TextRequestTooLarge, filter.TextNoRoute,
-		"the request is not an Authenticode timestamp request"} {
+		filter.TextNonceRequired, filter.TextNonceTooShort, filter.TextAuthRequired, filter.TextRequestTooLarge, filter.TextNoRoute} {
 		fixed[s] = true
 	}
 	deadNTP := "0 of 1 sources agree: ntp 127.0.0.1:12323: no answer: read udp 127.0.0.1:51790->127.0.0.1:12323: recvmsg: connection refused"
@@ -122,29 +120,24 @@ func TestClientTextsAreFixed(t *testing.T) {
 			if r.Source == "" {
 				r.Source = "203.0.113.5:5555"
 			}
-			handle := svc.Handle
 			if tc.authenticode {
-				handle = svc.HandleAuthenticode
+				r.Protocol = tsa.ProtocolAuthenticode
 			}
-			reply := handle(context.Background(), r)
+			reply := svc.Handle(context.Background(), r)
 			if tc.name == "rate limited" {
-				reply = handle(context.Background(), r) // the second one is over the limit
+				reply = svc.Handle(context.Background(), r) // the second one is over the limit
 			}
-			if reply.Granted {
-				t.Fatalf("granted: %+v", reply)
+			if reply.Kind != tsa.Rejected && reply.Kind != tsa.Failed {
+				t.Fatalf("outcome %+v, want a rejection", reply)
 			}
-			var text string
-			if tc.authenticode {
-				text = strings.TrimSuffix(string(reply.Body), "\n")
-			} else {
-				resp, err := rfc3161.ParseTimeStampResp(reply.Body)
-				if err != nil {
-					t.Fatal(err)
+			// What a transport writes: RFC 3161's statusString, or the
+			// text of an Authenticode refusal; both are the rejection's.
+			text := reply.Rejection.ClientText()
+			if !tc.authenticode {
+				resp := tsp(t, reply)
+				if len(resp.StatusString) != 1 || resp.StatusString[0] != text {
+					t.Fatalf("statusString %q, want [%q]", resp.StatusString, text)
 				}
-				if len(resp.StatusString) != 1 {
-					t.Fatalf("statusString %q", resp.StatusString)
-				}
-				text = resp.StatusString[0]
 			}
 			if !fixed[text] {
 				t.Errorf("the client reads %q, not one of the fixed texts", text)

@@ -46,13 +46,10 @@ func TestClockGate(t *testing.T) {
 				}
 			})
 			reply := svc.Handle(context.Background(), tsa.Request{Body: query(t, rfc3161.SHA256, nil), Method: "POST", Path: "/tsa", Source: "127.0.0.1:1"})
-			if !reply.Recorded || reply.Granted != tc.granted {
+			if !reply.Recorded || (reply.Kind == tsa.Granted) != tc.granted {
 				t.Fatalf("reply %+v", reply)
 			}
-			resp, err := rfc3161.ParseTimeStampResp(reply.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := tsp(t, reply)
 			evs := rec.streams["tsr-"+reply.Serial]
 			_, last, err := events.Decode(evs[len(evs)-1].Payload)
 			if err != nil {
@@ -83,7 +80,7 @@ func TestClockGate(t *testing.T) {
 	}
 }
 
-func TestClockGateRefusesAuthenticodeWith503(t *testing.T) {
+func TestClockGateRejectsAuthenticode(t *testing.T) {
 	rec := &memRecorder{}
 	svc := newServiceWith(t, rec, func(c *tsa.Config, p *tsa.Ports) {
 		cs, err := authenticode.NewSigner(rfc3161.SigningIdentity{Signer: lastKey, Certificate: p.Signer.Certificate()})
@@ -94,13 +91,13 @@ func TestClockGateRefusesAuthenticodeWith503(t *testing.T) {
 		p.Countersigner = cs
 		p.Gate = clock.NewGate(clock.DefaultPolicy())
 	})
-	r := svc.HandleAuthenticode(context.Background(), tsa.Request{Body: authenticode.NewRequest([]byte("sig")), Path: "/tsa"})
+	r := svc.Handle(context.Background(), tsa.Request{Protocol: tsa.ProtocolAuthenticode, Body: authenticode.NewRequest([]byte("sig")), Path: "/tsa"})
 	// The client reads a fixed text; the cause is on the record.
-	if r.HTTPStatus != 503 || r.Granted || !r.Recorded || string(r.Body) != rfc3161.TimeNotAvailable.Text()+"\n" {
-		t.Fatalf("reply %+v %s", r, r.Body)
+	if r.Kind != tsa.Rejected || r.Protocol != tsa.ProtocolAuthenticode || !r.Recorded || r.Rejection.ClientText() != rfc3161.TimeNotAvailable.Text() {
+		t.Fatalf("reply %+v", r)
 	}
 	evs := decode(t, rec, r.Serial)
-	if rej := evs[len(evs)-1].(*events.TimestampRejected); rej.FailInfo != "timeNotAvailable" || rej.HTTPStatus != 503 || !strings.Contains(rej.Reason, "not been sampled") {
+	if rej := evs[len(evs)-1].(*events.TimestampRejected); rej.FailInfo != "timeNotAvailable" || !strings.Contains(rej.Reason, "not been sampled") {
 		t.Fatalf("recorded %+v", rej)
 	}
 }

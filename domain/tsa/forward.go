@@ -14,19 +14,19 @@ import (
 // sent on unchanged, but only if it answers this request: a token for
 // another imprint or nonce (a confused or hostile upstream) is recorded
 // and replaced by systemFailure.
-func (s *Service) forward(ctx context.Context, x *exchange, r Request, q *rfc3161.TimeStampReq, up Upstream) Reply {
+func (s *Service) forward(ctx context.Context, x *exchange, r Request, q *rfc3161.TimeStampReq, up Upstream) Outcome {
 	status, body, err := up.Forward(ctx, r.Body)
 	if err != nil {
-		return s.fail(ctx, x, fmt.Errorf("forward to upstream %s: %w", up.URL(), err))
+		return x.fail(ctx, fmt.Errorf("forward to upstream %s: %w", up.URL(), err))
 	}
 	e := events.TimestampForwarded{
-		Serial:     x.hex,
-		Upstream:   up.URL(),
-		HTTPStatus: status,
-		Status:     "unreadable",
-		Response:   body,
-		Client:     identityName(x.client),
-		ClientAuth: identityMethod(x.client),
+		Serial:         x.hex,
+		Upstream:       up.URL(),
+		UpstreamStatus: status,
+		Status:         "unreadable",
+		Response:       body,
+		Client:         identityName(x.client),
+		ClientAuth:     identityMethod(x.client),
 	}
 	resp, perr := rfc3161.ParseTimeStampResp(body)
 	if perr == nil {
@@ -35,26 +35,24 @@ func (s *Service) forward(ctx context.Context, x *exchange, r Request, q *rfc316
 			e.FailInfo = resp.FailInfo.String()
 		}
 	}
-	if err := x.add(e); err != nil {
-		return s.fail(ctx, x, err)
-	}
 	var problem error
 	switch {
 	case status != 200:
-		problem = fmt.Errorf("upstream %s answered HTTP %d", up.URL(), status)
+		problem = fmt.Errorf("upstream %s answered status %d", up.URL(), status)
 	case perr != nil:
 		problem = fmt.Errorf("upstream %s answered no TimeStampResp: %w", up.URL(), perr)
 	case resp.Token != nil:
 		problem = answers(resp.Token, q)
 	}
 	if problem != nil {
-		return s.fail(ctx, x, problem)
+		// The upstream's answer is on the record, and so is why it was
+		// not sent on.
+		if err := x.add(e); err != nil {
+			return x.fail(ctx, err)
+		}
+		return x.fail(ctx, problem)
 	}
-	if err := x.commit(ctx); err != nil {
-		s.p.Log.Error("forwarded answer discarded: its events are not durable", "serial", x.hex, "err", err)
-		return systemFailure(x.hex)
-	}
-	return Reply{HTTPStatus: 200, Body: body, ContentType: ReplyType, Serial: x.hex, Granted: resp.Token != nil, Recorded: true, Outcome: OutcomeForwarded}
+	return x.finish(ctx, e, Outcome{Kind: Forwarded, Response: body})
 }
 
 // answers checks that an upstream token is for q's imprint and nonce.

@@ -2,22 +2,23 @@ package tsa
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
-	"math/big"
 	"net/netip"
 	"time"
 
+	"github.com/chronolog/chronolog/domain/authenticode"
+	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/events"
-	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
 // Request is a timestamp request as the transport received it.
 type Request struct {
+	// Protocol is the protocol the transport took the body for:
+	// ProtocolRFC3161 (the default when empty) or ProtocolAuthenticode.
+	Protocol    string
 	Body        []byte
 	Method      string
 	Path        string
@@ -37,230 +38,105 @@ type Request struct {
 	Bearer string
 }
 
-// Reply is what the transport sends back.
-type Reply struct {
-	// HTTPStatus is 200 for every TSP answer, granted or not; a transport
-	// refusal carries its own status and no Body.
-	HTTPStatus int
-	// Body is the DER TimeStampResp (for Authenticode, the base64 of the
-	// PKCS#7 answer); ContentType is its media type.
-	Body        []byte
-	ContentType string
-	// Serial is the hex serial the request was recorded under ("" when
-	// even recording failed before a serial was drawn).
-	Serial string
-	// Granted is true when Body carries a token.
-	Granted bool
-	// Recorded is false when the events could not be made durable.
-	Recorded bool
-	// Outcome is what the record says the request came to, the status of
-	// its last outcome event: OutcomeGranted, OutcomeRejection,
-	// OutcomeRefused or OutcomeForwarded; empty when nothing was recorded.
-	// Metrics count answers by it, so that they agree with the record.
-	Outcome string
+func (r Request) protocol() string {
+	if r.Protocol == "" {
+		return ProtocolRFC3161
+	}
+	return r.Protocol
 }
 
-// Outcomes of a recorded request, as TimestampRejected.status and billing
-// name them.
-const (
-	OutcomeGranted   = "granted"
-	OutcomeRejection = "rejection"
-	OutcomeRefused   = "refused"
-	OutcomeForwarded = "forwarded"
-)
-
-// exchange gathers one request's events as they are decided.
-type exchange struct {
-	s      *Service
-	serial *big.Int
-	hex    string
-	stream string
-	// parts are the envelope fields every event of the request shares.
-	parts *events.EnvelopeParts
-	at    time.Time
-	evs   []eventstore.EventData
-	// client is the identity the filters established, nil if none;
-	// tlsClient the subject DN of the TLS client certificate presented.
-	client    *filter.Identity
-	tlsClient string
-	// buf holds the events' payloads one after the other: one allocation
-	// for a request's events instead of one per event.
-	buf []byte
-	// outcomes and decisions hold the filter chain's verdicts as it runs
-	// and as they are recorded, in the exchange's own memory for chains
-	// of up to chainRoom filters.
-	outcomes  [chainRoom]filter.Outcome
-	decisions [chainRoom]events.FilterDecision
+// parsed is a request's body read by its protocol: a TimeStampReq, or the
+// signature an Authenticode client asks to have countersigned.
+type parsed struct {
+	query   *rfc3161.TimeStampReq
+	content []byte
 }
 
-// chainRoom is how long a chain (the service's two checks included) may
-// be before its verdicts need memory of their own.
-const chainRoom = 8
-
-func (x *exchange) outcomeRoom(n int) []filter.Outcome {
-	if n <= chainRoom {
-		return x.outcomes[:0]
-	}
-	return make([]filter.Outcome, 0, n)
-}
-
-func (s *Service) begin(r Request) (*exchange, error) {
-	serial, err := s.p.Serials.NextSerial()
-	if err != nil {
-		return nil, fmt.Errorf("draw serial: %w", err)
-	}
-	h := serial.Text(16)
-	x := &exchange{
-		s:      s,
-		serial: serial,
-		hex:    h,
-		stream: events.RequestStream(h),
-		at:     s.p.Clock.Now().UTC(),
-		evs:    make([]eventstore.EventData, 0, s.maxEvents),
-		// Formatting a DN is not free: once per request.
-		tlsClient: peerSubject(r),
-		buf:       make([]byte, 0, s.bufSize),
-	}
-	meta := events.Metadata{CorrelationID: r.CorrelationID, Node: s.cfg.Node, Service: s.cfg.Name}
-	if x.parts, err = events.NewEnvelopeParts(x.stream, x.at, meta); err != nil {
-		return nil, err
-	}
-	return x, nil
-}
-
-func (x *exchange) add(e events.Event) error {
-	id := x.s.p.IDs.NewID()
-	start := len(x.buf)
-	buf, err := x.parts.Append(x.buf, id, e)
-	if err != nil {
-		return err
-	}
-	x.buf = buf
-	// Capped, so that growing buf later never writes into this payload.
-	payload := buf[start:len(buf):len(buf)]
-	x.evs = append(x.evs, eventstore.EventData{ID: id, Type: e.EventType(), Payload: payload})
-	return nil
-}
-
-func (x *exchange) requested(r Request, q *rfc3161.TimeStampReq) error {
-	return x.add(x.requestedEvent(r, q))
-}
-
-func (x *exchange) requestedEvent(r Request, q *rfc3161.TimeStampReq) events.TimestampRequested {
-	sum := sha256.Sum256(r.Body)
-	e := events.TimestampRequested{
-		Transport:   r.Transport,
-		TLSClient:   x.tlsClient,
-		Serial:      x.hex,
-		Service:     x.s.cfg.Name,
-		Path:        r.Path,
-		Method:      r.Method,
-		ContentType: r.ContentType,
-		Source:      r.Source,
-		ReceivedAt:  x.at,
-		BodySHA256:  hex.EncodeToString(sum[:]),
-		BodySize:    r.BodySize,
-	}
-	if q != nil {
-		e.Parsed = true
-		e.HashAlgorithm = q.MessageImprint.Algorithm.Name
-		e.HashedMessage = hex.EncodeToString(q.MessageImprint.HashedMessage)
-		if q.Nonce != nil {
-			e.Nonce = hex.EncodeToString(q.Nonce)
+func parse(r Request) (*parsed, *rfc3161.Rejection) {
+	if r.protocol() == ProtocolAuthenticode {
+		req, err := authenticode.ParseRequest(r.Body)
+		if err != nil {
+			return nil, &rfc3161.Rejection{FailInfo: rfc3161.BadDataFormat, Reason: err.Error()}
 		}
-		if q.ReqPolicy != nil {
-			e.ReqPolicy = q.ReqPolicy.String()
-		}
-		e.CertReq = q.CertReq
+		return &parsed{content: req.Content}, nil
 	}
-	return e
+	q, err := rfc3161.ParseTimeStampReq(r.Body)
+	if err != nil {
+		return nil, rfc3161.AsRejection(err)
+	}
+	return &parsed{query: q}, nil
 }
 
-func peerSubject(r Request) string {
-	if len(r.PeerCertificates) == 0 {
-		return ""
+// Handle answers one request, of either protocol, through one pipeline:
+// parse, route, the filter chain, the clock gate, sign (or forward), and
+// record. Whatever happens, the outcome is returned only after its events
+// are durable; if they cannot be made durable, a token is discarded and
+// the request failed.
+func (s *Service) Handle(ctx context.Context, r Request) Outcome {
+	if r.protocol() == ProtocolAuthenticode && !s.cfg.Authenticode {
+		return s.Refuse(ctx, r, RefusedMediaType, "this service does not answer Authenticode requests")
 	}
-	return r.PeerCertificates[0].Subject.String()
-}
-
-// commit makes the events durable. The transport bounds the wait through
-// ctx's deadline; an append that misses it is an error like any other.
-func (x *exchange) commit(ctx context.Context) error {
-	if _, err := x.s.p.Recorder.Append(ctx, x.stream, eventstore.NoStream, x.evs...); err != nil {
-		return fmt.Errorf("record %s: %w", x.stream, err)
-	}
-	return nil
-}
-
-// Handle answers one request. Whatever happens, the answer leaves only after
-// its events are durable; if they cannot be made durable, a granted token is
-// discarded and the client gets systemFailure.
-func (s *Service) Handle(ctx context.Context, r Request) Reply {
 	x, err := s.begin(r)
 	if err != nil {
 		s.p.Log.Error("timestamp request not recorded", "service", s.cfg.Name, "err", err)
-		return systemFailure("")
+		return unrecorded("", r.protocol())
 	}
-	q, perr := rfc3161.ParseTimeStampReq(r.Body)
-	if perr != nil {
-		q = nil
-	}
-	if err := x.requested(r, q); err != nil {
-		return s.fail(ctx, x, err)
-	}
-	if perr != nil {
-		return s.reject(ctx, x, rfc3161.AsRejection(perr))
-	}
-
-	params := RouteParams{Path: r.Path, Source: r.Source, Client: x.tlsClient, Protocol: ProtocolRFC3161}
-	if q.ReqPolicy != nil {
-		params.Policy = q.ReqPolicy.String()
-	}
-	rt, res, rej, err := s.decide(x, r, q, s.tsp, &params)
-	if err != nil {
-		return s.fail(ctx, x, err)
+	p, rej := parse(r)
+	if err := x.add(x.requested(r, p)); err != nil {
+		return x.fail(ctx, err)
 	}
 	if rej != nil {
-		return s.reject(ctx, x, rej)
+		return x.reject(ctx, rej)
 	}
-	if rt.rule.Upstream != nil {
-		return s.forward(ctx, x, r, q, rt.rule.Upstream)
-	}
-	if res.ForceCertReq {
-		q.CertReq = true
+	rt, res, rej, err := s.decide(x, r, p)
+	switch {
+	case err != nil:
+		return x.fail(ctx, err)
+	case rej != nil:
+		return x.reject(ctx, rej)
+	case rt.rule.Upstream != nil && p.query == nil:
+		return x.refuse(ctx, RefusedNoForwarding, "this route forwards to an upstream TSA, which is done for RFC 3161 requests only")
+	case rt.rule.Upstream != nil:
+		return s.forward(ctx, x, r, p.query, rt.rule.Upstream)
 	}
 	at := s.p.Clock.Now().UTC()
 	adm, why := s.admit(at)
 	if why != "" {
-		return s.reject(ctx, x, &rfc3161.Rejection{FailInfo: rfc3161.TimeNotAvailable, Reason: why})
+		return x.reject(ctx, &rfc3161.Rejection{FailInfo: rfc3161.TimeNotAvailable, Reason: why})
 	}
-	token, info, err := s.issue(x, q, at)
+	issued, err := s.sign(x, p, res.ForceCertReq, at, adm)
 	if err != nil {
-		return s.fail(ctx, x, err)
+		return x.fail(ctx, err)
 	}
-	if err := x.add(events.TimestampIssued{
+	return x.finish(ctx, issued, Outcome{Kind: Granted, Token: issued.Token})
+}
+
+// sign makes the token stamped at, a time the gate admitted, and the
+// event that records it.
+func (s *Service) sign(x *exchange, p *parsed, forceCertReq bool, at time.Time, adm clock.Admission) (events.TimestampIssued, error) {
+	e := events.TimestampIssued{
 		Serial:             x.hex,
-		GenTime:            info.GenTime,
-		Policy:             info.Policy.String(),
+		Policy:             s.cfg.Policy.String(),
 		Signer:             s.fingerprint,
-		Token:              token,
 		Client:             identityName(x.client),
 		ClientAuth:         identityMethod(x.client),
 		ClockSample:        adm.SampleID,
 		ClockUncertaintyNs: int64(adm.Uncertainty),
-	}); err != nil {
-		return s.fail(ctx, x, err)
 	}
-	if err := x.commit(ctx); err != nil {
-		// Audit-first: a token that is not on the record never leaves.
-		s.p.Log.Error("token discarded: its events are not durable", "serial", x.hex, "err", err)
-		return systemFailure(x.hex)
+	if p.query == nil {
+		// Authenticode: a countersignature at whole seconds, under the
+		// service's default policy.
+		der, err := s.p.Countersigner.Sign(p.content, at, s.p.Rand)
+		if err != nil {
+			return e, fmt.Errorf("countersign %s: %w", x.hex, err)
+		}
+		e.GenTime, e.Token, e.Protocol = at.Truncate(time.Second), der, ProtocolAuthenticode
+		return e, nil
 	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.GrantedResponse(token), ContentType: ReplyType, Serial: x.hex, Granted: true, Recorded: true, Outcome: OutcomeGranted}
-}
-
-// issue builds and signs the token stamped at, a time the gate admitted.
-func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq, at time.Time) ([]byte, *rfc3161.TSTInfo, error) {
+	q := p.query
+	if forceCertReq {
+		q.CertReq = true
+	}
 	policy := s.cfg.Policy
 	if q.ReqPolicy != nil {
 		policy = q.ReqPolicy
@@ -278,125 +154,44 @@ func (s *Service) issue(x *exchange, q *rfc3161.TimeStampReq, at time.Time) ([]b
 	}
 	der, err := info.Marshal()
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode TSTInfo %s: %w", x.hex, err)
+		return e, fmt.Errorf("encode TSTInfo %s: %w", x.hex, err)
 	}
 	token, err := s.p.Signer.Sign(der, q.CertReq, s.p.Rand)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign %s: %w", x.hex, err)
+		return e, fmt.Errorf("sign %s: %w", x.hex, err)
 	}
-	return token, info, nil
+	e.GenTime, e.Policy, e.Token = info.GenTime, info.Policy.String(), token
+	return e, nil
 }
 
-// reject records a refusal and answers it.
-func (s *Service) reject(ctx context.Context, x *exchange, rej *rfc3161.Rejection) Reply {
-	if err := x.add(events.TimestampRejected{
-		Serial:     x.hex,
-		Status:     OutcomeRejection,
-		FailInfo:   rej.FailInfo.String(),
-		Reason:     rej.Reason,
-		HTTPStatus: 200,
-		Client:     identityName(x.client),
-		ClientAuth: identityMethod(x.client),
-	}); err != nil {
-		return s.fail(ctx, x, err)
-	}
-	if err := x.commit(ctx); err != nil {
-		s.p.Log.Error("rejection not recorded", "serial", x.hex, "err", err)
-		return systemFailure(x.hex)
-	}
-	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: x.hex, Recorded: true, Outcome: OutcomeRejection}
-}
-
-// fail answers systemFailure for an internal error (a signer outage, an
-// encoding fault). It records the failure when it can; the answer is the
-// same either way: no token.
-func (s *Service) fail(ctx context.Context, x *exchange, cause error) Reply {
-	s.p.Log.Error("timestamp request failed", "serial", x.hex, "err", cause)
-	if len(x.evs) == 0 {
-		return systemFailure(x.hex)
-	}
-	err := x.add(events.TimestampRejected{
-		Serial:     x.hex,
-		Status:     OutcomeRejection,
-		FailInfo:   rfc3161.SystemFailure.String(),
-		Reason:     cause.Error(),
-		HTTPStatus: 200,
-		Client:     identityName(x.client),
-		ClientAuth: identityMethod(x.client),
-	})
-	if err == nil {
-		err = x.commit(ctx)
-	}
-	if err != nil {
-		s.p.Log.Error("system failure not recorded", "serial", x.hex, "err", err)
-		return systemFailure(x.hex)
-	}
-	r := systemFailure(x.hex)
-	r.Recorded, r.Outcome = true, OutcomeRejection
-	return r
-}
-
-// Refuse records a request the transport would not take (wrong method,
-// content type, or a body over the limit) and answers it with httpStatus.
-// The refusal goes out even if recording fails: it carries no token. The
-// transport writes its own fixed text: reason is for the record.
-func (s *Service) Refuse(ctx context.Context, r Request, httpStatus int, reason string) Reply {
+// Refuse records a request that is not taken (a method, a media type, a
+// size, a frame the transport would not read) and says so; reason is for
+// the record. The refusal goes out even if recording fails: it carries no
+// token.
+func (s *Service) Refuse(ctx context.Context, r Request, refusal Refusal, reason string) Outcome {
 	x, err := s.begin(r)
 	if err == nil {
-		err = x.requested(r, nil)
-	}
-	if err == nil {
-		err = x.add(events.TimestampRejected{Serial: x.hex, Status: OutcomeRefused, Reason: reason, HTTPStatus: httpStatus,
-			Client: identityName(x.client), ClientAuth: identityMethod(x.client)})
-	}
-	if err == nil {
-		err = x.commit(ctx)
+		err = x.add(x.requested(r, nil))
 	}
 	if err != nil {
-		s.p.Log.Error("transport refusal not recorded", "status", httpStatus, "err", err)
-		return Reply{HTTPStatus: httpStatus}
+		s.p.Log.Error("refusal not recorded", "refusal", refusal, "err", err)
+		return Outcome{Kind: Refused, Refusal: refusal, Protocol: r.protocol()}
 	}
-	return Reply{HTTPStatus: httpStatus, Serial: x.hex, Recorded: true, Outcome: OutcomeRefused}
+	return x.refuse(ctx, refusal, reason)
 }
-
-func systemFailure(serial string) Reply {
-	rej := &rfc3161.Rejection{FailInfo: rfc3161.SystemFailure}
-	return Reply{HTTPStatus: 200, Body: rfc3161.RejectionResponse(rej), ContentType: ReplyType, Serial: serial}
-}
-
-// chainDecided records the route and every verdict of the chain, in
-// order, as one event. rt is nil when no rule admitted the request.
-func (x *exchange) chainDecided(rt *route, outcomes []filter.Outcome) error {
-	e := events.FilterChainDecided{Serial: x.hex}
-	if rt != nil {
-		e.Rule, e.Chain = rt.rule.Name, rt.rule.Chain
-		if e.Rule == "" {
-			e.Rule = "unnamed"
-		}
-	}
-	e.Decisions = x.decisions[:0]
-	if len(outcomes) > chainRoom {
-		e.Decisions = make([]events.FilterDecision, 0, len(outcomes))
-	}
-	for i := range outcomes {
-		o := &outcomes[i]
-		d := events.FilterDecision{Filter: o.Filter, Verdict: events.VerdictAccepted, Reason: o.Reason}
-		if !o.Accepted {
-			d.Verdict, d.FailInfo = events.VerdictRejected, o.FailInfo.String()
-		}
-		e.Decisions = append(e.Decisions, d)
-	}
-	return x.add(e)
-}
-
-// ReplyType is the media type of a TimeStampResp (RFC 3161 §3.4).
-const ReplyType = "application/timestamp-reply"
 
 // decide picks the request's route and runs its chain, recording the
 // route and every decision in one FilterChainDecided. It returns the route
 // taken and the chain's result, or the rejection to answer.
-func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes []route, params *RouteParams) (*route, filter.Result, *rfc3161.Rejection, error) {
-	rt := pick(routes, params)
+func (s *Service) decide(x *exchange, r Request, p *parsed) (*route, filter.Result, *rfc3161.Rejection, error) {
+	params := RouteParams{Path: r.Path, Source: r.Source, Client: x.tlsClient, Protocol: x.protocol}
+	routes := s.tsp
+	if p.query == nil {
+		routes = s.authenticode
+	} else if p.query.ReqPolicy != nil {
+		params.Policy = p.query.ReqPolicy.String()
+	}
+	rt := pick(routes, &params)
 	if rt == nil {
 		reason := fmt.Sprintf("no policy-map rule admits this request (path %q, policy %q, client %q, protocol %s)",
 			params.Path, params.Policy, params.Client, params.Protocol)
@@ -407,7 +202,7 @@ func (s *Service) decide(x *exchange, r Request, q *rfc3161.TimeStampReq, routes
 		return nil, filter.Result{}, &rfc3161.Rejection{FailInfo: o.FailInfo, Reason: reason, Text: o.Text}, nil
 	}
 	res := rt.chain.RunInto(x.outcomeRoom(len(rt.chain)), filter.Request{
-		Query:            q,
+		Query:            p.query,
 		Path:             r.Path,
 		Source:           r.Source,
 		SourceIP:         sourceIP(r.Source),

@@ -53,9 +53,9 @@ func match(re *regexp.Regexp, s string) bool { return re == nil || re.MatchStrin
 type Upstream interface {
 	// URL names the upstream in the record.
 	URL() string
-	// Forward sends a DER TimeStampReq and returns the upstream's HTTP
-	// status and body as received.
-	Forward(ctx context.Context, query []byte) (httpStatus int, body []byte, err error)
+	// Forward sends a DER TimeStampReq and returns the status code and
+	// body of the upstream's answer as received (200 for a TimeStampResp).
+	Forward(ctx context.Context, query []byte) (status int, body []byte, err error)
 }
 
 // route is a rule prepared for one protocol: its full chain computed once.

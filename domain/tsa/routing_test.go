@@ -72,7 +72,7 @@ func TestPolicyMapRoutesAndRecordsIdentity(t *testing.T) {
 	// A partner with the right credential: identity on the token's event,
 	// and the certificate included although the request did not ask.
 	r := svc.Handle(ctx, tsa.Request{Body: noCert, Path: "/partners", Bearer: "s3cret", Source: "10.1.2.3:4"})
-	if !r.Granted {
+	if r.Kind != tsa.Granted {
 		t.Fatalf("reply %+v", r)
 	}
 	evs := decode(t, rec, r.Serial)
@@ -146,7 +146,7 @@ func (u fakeUpstream) Forward(ctx context.Context, q []byte) (int, []byte, error
 		return u.status, u.body, u.err
 	}
 	r := u.svc.Handle(ctx, tsa.Request{Body: q, Path: "/tsa"})
-	return 200, r.Body, nil
+	return 200, rfc3161.GrantedResponse(r.Token), nil
 }
 
 func TestForwardRecordsTheUpstreamAnswer(t *testing.T) {
@@ -160,7 +160,7 @@ func TestForwardRecordsTheUpstreamAnswer(t *testing.T) {
 		failInfo rfc3161.FailInfo
 	}{
 		{"granted upstream", fakeUpstream{svc: upstream}, true, "granted", 0},
-		{"upstream token for another imprint", fakeUpstream{status: 200, body: other.Body}, false, "granted", rfc3161.SystemFailure},
+		{"upstream token for another imprint", fakeUpstream{status: 200, body: rfc3161.GrantedResponse(other.Token)}, false, "granted", rfc3161.SystemFailure},
 		{"upstream HTTP 500", fakeUpstream{status: 500, body: []byte("oops")}, false, "unreadable", rfc3161.SystemFailure},
 		{"upstream down", fakeUpstream{err: errors.New("connection refused")}, false, "", rfc3161.SystemFailure},
 	}
@@ -171,7 +171,7 @@ func TestForwardRecordsTheUpstreamAnswer(t *testing.T) {
 				c.Rules = []tsa.Rule{{Name: "proxy", Chain: "proxy", Upstream: tt.up}}
 			})
 			r := svc.Handle(context.Background(), tsa.Request{Body: query(t, rfc3161.SHA256, nil), Path: "/tsa"})
-			if r.Granted != tt.granted {
+			if (r.Kind == tsa.Forwarded) != tt.granted {
 				t.Fatalf("reply %+v", r)
 			}
 			if !tt.granted && failInfoOf(t, r) != tt.failInfo {
@@ -191,7 +191,7 @@ func TestForwardRecordsTheUpstreamAnswer(t *testing.T) {
 				t.Fatal("nothing came back, yet a forwarded answer is recorded")
 			case tt.status != "" && (fwd == nil || fwd.Status != tt.status || fwd.Upstream != "https://upstream.example/tsa"):
 				t.Fatalf("forwarded event %+v, want status %s", fwd, tt.status)
-			case tt.granted && string(fwd.Response) != string(r.Body):
+			case tt.granted && string(fwd.Response) != string(r.Response):
 				t.Fatal("the answer sent differs from the upstream's recorded answer")
 			}
 		})
@@ -218,9 +218,13 @@ func TestAuthenticode(t *testing.T) {
 	})
 	ctx := context.Background()
 	sig := []byte("the signature bytes of a signed PE")
-	r := svc.HandleAuthenticode(ctx, tsa.Request{Body: authenticode.NewRequest(sig), Path: "/tsa", Bearer: "k"})
-	if r.HTTPStatus != 200 || !r.Granted || r.ContentType != tsa.AuthenticodeType {
-		t.Fatalf("reply %+v %s", r, r.Body)
+	ac := func(r tsa.Request) tsa.Request { r.Protocol = tsa.ProtocolAuthenticode; return r }
+	r := svc.Handle(ctx, ac(tsa.Request{Body: authenticode.NewRequest(sig), Path: "/tsa", Bearer: "k"}))
+	if r.Kind != tsa.Granted || r.Protocol != tsa.ProtocolAuthenticode {
+		t.Fatalf("reply %+v", r)
+	}
+	if _, err := authenticode.Verify(r.Token); err != nil {
+		t.Fatalf("the countersignature answered: %v", err)
 	}
 	evs := decode(t, rec, r.Serial)
 	req := evs[0].(*events.TimestampRequested)
@@ -233,32 +237,29 @@ func TestAuthenticode(t *testing.T) {
 		t.Fatalf("recorded countersignature: %v", err)
 	}
 
-	// Garbage: 400, recorded.
-	r = svc.HandleAuthenticode(ctx, tsa.Request{Body: []byte("not base64 !!"), Path: "/tsa", Bearer: "k"})
-	if r.HTTPStatus != 400 || !r.Recorded {
+	// Garbage: badDataFormat, recorded.
+	r = svc.Handle(ctx, ac(tsa.Request{Body: []byte("not base64 !!"), Path: "/tsa", Bearer: "k"}))
+	if r.Kind != tsa.Rejected || r.Rejection.FailInfo != rfc3161.BadDataFormat || !r.Recorded {
 		t.Fatalf("garbage reply %+v", r)
 	}
-	// Denied by a filter: 403, recorded with the failInfo.
-	r = svc.HandleAuthenticode(ctx, tsa.Request{Body: authenticode.NewRequest(sig), Path: "/tsa"})
+	// Denied by a filter: recorded with the failInfo.
+	r = svc.Handle(ctx, ac(tsa.Request{Body: authenticode.NewRequest(sig), Path: "/tsa"}))
 	evs = decode(t, rec, r.Serial)
-	if rej := evs[len(evs)-1].(*events.TimestampRejected); r.HTTPStatus != 403 || rej.FailInfo != "badRequest" || rej.HTTPStatus != 403 {
+	if rej := evs[len(evs)-1].(*events.TimestampRejected); r.Kind != tsa.Rejected || rej.FailInfo != "badRequest" || rej.Status != events.StatusRejection {
 		t.Fatalf("denied reply %+v, event %+v", r, rej)
 	}
-	// A service without Authenticode refuses with 415.
+	// A service without Authenticode refuses the media type.
 	plain := newService(t, &memRecorder{})
-	if r := plain.HandleAuthenticode(ctx, tsa.Request{Body: authenticode.NewRequest(sig)}); r.HTTPStatus != 415 || !r.Recorded {
+	if r := plain.Handle(ctx, ac(tsa.Request{Body: authenticode.NewRequest(sig)})); r.Kind != tsa.Refused || r.Refusal != tsa.RefusedMediaType || !r.Recorded {
 		t.Fatalf("reply %+v", r)
 	}
 }
 
 var issuedAt = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
 
-func failInfoOf(t *testing.T, r tsa.Reply) rfc3161.FailInfo {
+func failInfoOf(t *testing.T, r tsa.Outcome) rfc3161.FailInfo {
 	t.Helper()
-	resp, err := rfc3161.ParseTimeStampResp(r.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := tsp(t, r)
 	if resp.FailInfo == nil {
 		t.Fatalf("no failInfo in %+v", resp)
 	}

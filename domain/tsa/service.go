@@ -176,6 +176,3 @@ func (s *Service) admit(at time.Time) (clock.Admission, string) {
 	}
 	return s.p.Gate.Admit(at, s.accuracy)
 }
-
-// Authenticode reports whether the service answers Authenticode requests.
-func (s *Service) Authenticode() bool { return s.cfg.Authenticode }

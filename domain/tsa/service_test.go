@@ -156,6 +156,28 @@ func query(t *testing.T, alg rfc3161.HashAlgorithm, policy asn1.ObjectIdentifier
 	return der
 }
 
+// tsp is the TimeStampResp an RFC 3161 outcome answers with, as every
+// transport sends it.
+func tsp(t *testing.T, o tsa.Outcome) *rfc3161.TimeStampResp {
+	t.Helper()
+	var der []byte
+	switch o.Kind {
+	case tsa.Granted:
+		der = rfc3161.GrantedResponse(o.Token)
+	case tsa.Rejected, tsa.Failed:
+		der = rfc3161.RejectionResponse(o.Rejection)
+	case tsa.Forwarded:
+		der = o.Response
+	default:
+		t.Fatalf("outcome %+v has no TimeStampResp", o)
+	}
+	resp, err := rfc3161.ParseTimeStampResp(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func TestHandle(t *testing.T) {
 	withExt := query(t, rfc3161.SHA256, nil)
 	tests := []struct {
@@ -168,26 +190,23 @@ func TestHandle(t *testing.T) {
 		{"granted", query(t, rfc3161.SHA256, nil), true, 0,
 			"TimestampRequested.v1 FilterChainDecided.v1 TimestampIssued.v1"},
 		{"garbage", []byte("hello"), false, rfc3161.BadDataFormat,
-			"TimestampRequested.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 TimestampRejected.v2"},
 		{"sha1 not allowed", query(t, rfc3161.SHA1, nil), false, rfc3161.BadAlg,
-			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v2"},
 		{"unknown policy", query(t, rfc3161.SHA256, asn1.ObjectIdentifier{1, 2, 3}), false, rfc3161.UnacceptedPolicy,
-			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 FilterChainDecided.v1 TimestampRejected.v2"},
 		{"truncated", withExt[:len(withExt)-3], false, rfc3161.BadDataFormat,
-			"TimestampRequested.v1 TimestampRejected.v1"},
+			"TimestampRequested.v1 TimestampRejected.v2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &memRecorder{}
 			svc := newService(t, rec)
 			reply := svc.Handle(context.Background(), tsa.Request{Body: tt.body, Method: "POST", Path: "/tsa", Source: "127.0.0.1:1"})
-			if reply.HTTPStatus != 200 || !reply.Recorded || reply.Granted != tt.granted {
+			if !reply.Recorded || (reply.Kind == tsa.Granted) != tt.granted {
 				t.Fatalf("reply = %+v", reply)
 			}
-			resp, err := rfc3161.ParseTimeStampResp(reply.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := tsp(t, reply)
 			if tt.granted {
 				if resp.Status != 0 || resp.Token == nil || resp.FailInfo != nil {
 					t.Fatalf("granted answer: %+v", resp)
@@ -207,10 +226,7 @@ func TestIssuedEventCarriesTheTokenSent(t *testing.T) {
 	rec := &memRecorder{}
 	svc := newService(t, rec)
 	reply := svc.Handle(context.Background(), tsa.Request{Body: query(t, rfc3161.SHA256, nil), Method: "POST"})
-	resp, err := rfc3161.ParseTimeStampResp(reply.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := tsp(t, reply)
 	evs := rec.streams["tsr-"+reply.Serial]
 	_, e, err := events.Decode(evs[len(evs)-1].Payload)
 	if err != nil {
@@ -233,13 +249,10 @@ func TestFailClosed(t *testing.T) {
 			rec := &memRecorder{fail: cause}
 			svc := newService(t, rec)
 			reply := svc.Handle(context.Background(), tsa.Request{Body: query(t, rfc3161.SHA256, nil), Method: "POST"})
-			if reply.Granted || reply.Recorded {
+			if reply.Kind != tsa.Failed || reply.Recorded || reply.Token != nil {
 				t.Fatalf("reply = %+v", reply)
 			}
-			resp, err := rfc3161.ParseTimeStampResp(reply.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := tsp(t, reply)
 			if resp.Status != 2 || resp.Token != nil || resp.FailInfo == nil || *resp.FailInfo != rfc3161.SystemFailure {
 				t.Fatalf("want systemFailure without token, got %+v", resp)
 			}
@@ -250,12 +263,16 @@ func TestFailClosed(t *testing.T) {
 func TestRefuseIsRecorded(t *testing.T) {
 	rec := &memRecorder{}
 	svc := newService(t, rec)
-	reply := svc.Refuse(context.Background(), tsa.Request{Method: "GET", Path: "/tsa"}, 405, "method GET")
-	if reply.HTTPStatus != 405 || !reply.Recorded {
+	reply := svc.Refuse(context.Background(), tsa.Request{Method: "GET", Path: "/tsa"}, tsa.RefusedMethod, "method GET")
+	if reply.Kind != tsa.Refused || reply.Refusal != tsa.RefusedMethod || !reply.Recorded {
 		t.Fatalf("reply = %+v", reply)
 	}
-	if got := strings.Join(rec.types("tsr-"+reply.Serial), " "); got != "TimestampRequested.v1 TimestampRejected.v1" {
+	if got := strings.Join(rec.types("tsr-"+reply.Serial), " "); got != "TimestampRequested.v1 TimestampRejected.v2" {
 		t.Fatalf("events = %q", got)
+	}
+	evs := decode(t, rec, reply.Serial)
+	if rej := evs[1].(*events.TimestampRejected); rej.Status != events.StatusRefused || rej.Refusal != "method" || rej.FailInfo != "" || rej.Reason != "method GET" {
+		t.Fatalf("recorded %+v", rej)
 	}
 }
 

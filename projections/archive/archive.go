@@ -99,7 +99,7 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 		return p.OnTimestampRequested(ctx, tx, e)
 	case events.TypeTimestampIssued:
 		return p.OnTimestampIssued(ctx, tx, e)
-	case events.TypeTimestampRejected:
+	case events.TypeTimestampRejected, events.TypeTimestampRejectedV1:
 		return p.OnTimestampRejected(ctx, tx, e)
 	case events.TypeTimestampForwarded:
 		return p.OnTimestampForwarded(ctx, tx, e)

@@ -72,7 +72,7 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 	switch e.Type {
 	case events.TypeTimestampIssued:
 		return p.OnTimestampIssued(ctx, tx, e)
-	case events.TypeTimestampRejected:
+	case events.TypeTimestampRejected, events.TypeTimestampRejectedV1:
 		return p.OnTimestampRejected(ctx, tx, e)
 	case events.TypeTimestampForwarded:
 		return p.OnTimestampForwarded(ctx, tx, e)

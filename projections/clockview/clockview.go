@@ -101,7 +101,7 @@ func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projection
 	case events.TypeLeapSecondAnnounced:
 		return p.OnLeapSecondAnnounced(ctx, tx, e)
 	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterChainDecided, events.TypeTimestampIssued,
-		events.TypeTimestampRejected, events.TypeTimestampForwarded,
+		events.TypeTimestampRejected, events.TypeTimestampRejectedV1, events.TypeTimestampForwarded,
 		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
 		events.TypeTimestampUndelivered,
 		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,

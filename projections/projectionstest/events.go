@@ -115,14 +115,14 @@ func (l *Log) Issued(r Req) projections.Event {
 	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service}, e)
 }
 
-// Rejected is r's TimestampRejected with status: a "rejection" (badAlg,
-// HTTP 200) or anything else (HTTP 415).
+// Rejected is r's TimestampRejected with status: a "rejection" (badAlg)
+// or anything else (a refused media type).
 func (l *Log) Rejected(r Req, status string) projections.Event {
-	e := events.TimestampRejected{Serial: r.Serial, Status: status, Reason: "no", HTTPStatus: 200, Client: r.Client}
+	e := events.TimestampRejected{Serial: r.Serial, Status: status, Reason: "no", Client: r.Client}
 	if status == "rejection" {
 		e.FailInfo = "badAlg"
 	} else {
-		e.HTTPStatus = 415
+		e.Refusal = "media-type"
 	}
 	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{Node: "tsa-1", Service: r.Service}, e)
 }
@@ -130,7 +130,7 @@ func (l *Log) Rejected(r Req, status string) projections.Event {
 // Forwarded is r's TimestampForwarded, granted upstream.
 func (l *Log) Forwarded(r Req) projections.Event {
 	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{Node: "tsa-1", Service: r.Service},
-		events.TimestampForwarded{Serial: r.Serial, Upstream: "https://tsa.example/", HTTPStatus: 200, Status: "granted",
+		events.TimestampForwarded{Serial: r.Serial, Upstream: "https://tsa.example/", UpstreamStatus: 200, Status: "granted",
 			Response: []byte{0x30, 0x03, 0x02, 0x01, 0x00}, Client: r.Client})
 }
 
@@ -157,11 +157,12 @@ func Samples(t testing.TB) map[string]events.Event {
 		events.TypeFilterDecided: events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictRejected, Reason: "policy", FailInfo: "unacceptedPolicy"},
 		events.TypeTimestampIssued: events.TimestampIssued{Serial: serial, GenTime: at, Policy: Policy, Signer: Signer,
 			Token: make([]byte, 2400), Client: "CN=c", ClientAuth: "tls-client-cert"},
-		events.TypeTimestampRejected:    events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "md5", HTTPStatus: 200},
+		events.TypeTimestampRejected:    events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "md5"},
+		events.TypeTimestampRejectedV1:  events.TimestampRejectedV1{Serial: serial, Status: "refused", Reason: "GET", AnswerStatus: 405},
 		events.TypeTimestampUndelivered: events.TimestampUndelivered{Serial: serial, Reason: "the client closed its connection before the answer was written"},
 		events.TypeServiceAlgorithmEnded: events.ServiceAlgorithmEnded{Service: "default", Use: events.AlgorithmUseHash, Algorithm: "sha1",
 			LastValid: time.Date(2012, 7, 31, 23, 59, 59, 0, time.UTC), Catalog: "2026.1"},
-		events.TypeTimestampForwarded: events.TimestampForwarded{Serial: serial, Upstream: "https://up.example/", HTTPStatus: 200, Status: "granted", Response: []byte{0x30, 0}},
+		events.TypeTimestampForwarded: events.TimestampForwarded{Serial: serial, Upstream: "https://up.example/", UpstreamStatus: 200, Status: "granted", Response: []byte{0x30, 0}},
 		events.TypeServiceConfigured: events.ServiceConfigured{Service: "default", Source: "/etc/chronolog.yaml", ConfigSHA256: fp,
 			Certificate: fp, Config: json.RawMessage(`{"name":"default","policy":"1.2.3"}`)},
 		events.TypeServiceConfigChanged: events.ServiceConfigChanged{Service: "default", Change: events.ConfigModified, Source: "/etc/chronolog.yaml",

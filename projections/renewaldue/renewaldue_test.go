@@ -128,9 +128,9 @@ func history(r *recorder) []projections.Event {
 	}
 	evs = append(evs,
 		r.requested("rsa", "06", "sha256"),
-		r.event(events.RequestStream("06"), "rsa", events.TimestampRejected{Serial: "06", Status: "rejection", FailInfo: "badAlg", Reason: "no", HTTPStatus: 200}),
+		r.event(events.RequestStream("06"), "rsa", events.TimestampRejected{Serial: "06", Status: "rejection", FailInfo: "badAlg", Reason: "no"}),
 		r.requested("proxy", "07", "sha256"),
-		r.event(events.RequestStream("07"), "proxy", events.TimestampForwarded{Serial: "07", Upstream: "https://tsa.example", HTTPStatus: 200, Status: "granted", Response: []byte{0x30, 0}}),
+		r.event(events.RequestStream("07"), "proxy", events.TimestampForwarded{Serial: "07", Upstream: "https://tsa.example", UpstreamStatus: 200, Status: "granted", Response: []byte{0x30, 0}}),
 		// A token whose request is not on record.
 		r.issued("rsa", "09", rsaCert, gen),
 		r.activated("rsa", events.KeyTypeRSA3072, lateCert, issuerB, "3001", time.Date(2027, 5, 1, 0, 0, 0, 0, time.UTC)),

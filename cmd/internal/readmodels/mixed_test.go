@@ -16,9 +16,9 @@ import (
 )
 
 // TestReplayReadsBothFilterRecords: records written before
-// FilterChainDecided hold one FilterDecided per check; a store holding
-// requests of both kinds replays into every read model, each request
-// counted once.
+// FilterChainDecided hold one FilterDecided per check (and rejections as
+// TimestampRejected.v1); a store holding requests of both kinds replays
+// into every read model, each request counted once.
 func TestReplayReadsBothFilterRecords(t *testing.T) {
 	ctx := context.Background()
 	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
@@ -48,7 +48,8 @@ func TestReplayReadsBothFilterRecords(t *testing.T) {
 		requested := events.TimestampRequested{Serial: serial, Service: "default", Path: "/tsa", Method: "POST", Source: "192.0.2.1:1",
 			ReceivedAt: at, BodySHA256: "00", BodySize: 59, Parsed: true, HashAlgorithm: "sha256", HashedMessage: fmt.Sprintf("%064x", i)}
 		issued := events.TimestampIssued{Serial: serial, GenTime: at, Policy: "1.2.3", Signer: "ab", Token: []byte{0x30, 0x00}}
-		rejected := events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "sha1 is not allowed", HTTPStatus: 200}
+		rejected := events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "sha1 is not allowed"}
+		rejectedV1 := events.TimestampRejectedV1{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "sha1 is not allowed", AnswerStatus: 200}
 		accepted := events.FilterDecision{Filter: "hash-allow-list", Verdict: events.VerdictAccepted, Reason: "sha256 is allowed"}
 		denied := events.FilterDecision{Filter: "hash-allow-list", Verdict: events.VerdictRejected, Reason: "sha1 is not allowed", FailInfo: "badAlg"}
 		switch i % 4 {
@@ -57,7 +58,7 @@ func TestReplayReadsBothFilterRecords(t *testing.T) {
 				events.FilterDecided{Serial: serial, Filter: accepted.Filter, Verdict: accepted.Verdict, Reason: accepted.Reason},
 				events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictAccepted}, issued)
 		case 1:
-			record(serial, requested, events.FilterDecided{Serial: serial, Filter: denied.Filter, Verdict: denied.Verdict, Reason: denied.Reason, FailInfo: denied.FailInfo}, rejected)
+			record(serial, requested, events.FilterDecided{Serial: serial, Filter: denied.Filter, Verdict: denied.Verdict, Reason: denied.Reason, FailInfo: denied.FailInfo}, rejectedV1)
 		case 2: // since: one event per chain
 			record(serial, requested, events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default",
 				Decisions: []events.FilterDecision{accepted, {Filter: "policy", Verdict: events.VerdictAccepted}}}, issued)
