@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronolog/chronolog/adapters/clock/system"
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/datadir"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
@@ -158,11 +159,8 @@ func (r *stepRecord) close() {
 func (r *stepRecord) record(e events.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ed, err := events.Encode(ids.Source{}.NewID(), events.KeyStream, time.Now().UTC(), events.Metadata{Node: hostname(), Service: "tsactl"}, e)
-	if err == nil {
-		_, err = r.store.Append(ctx, events.KeyStream, eventstore.Any, ed)
-	}
-	if err != nil {
+	rec := events.Recorder{Store: r.store, Clock: system.Clock{}, IDs: ids.Source{}, Meta: events.Metadata{Node: hostname(), Service: "tsactl"}}
+	if _, err := rec.Record(ctx, events.KeyStream, eventstore.Any, e); err != nil {
 		return fmt.Errorf("the token has the change but the record does not (%s under %s): %w — record it before the key is used", e.EventType(), r.data, err)
 	}
 	fmt.Fprintf(os.Stderr, "recorded %s in %s\n", e.EventType(), filepath.Join(r.data, "events.db"))

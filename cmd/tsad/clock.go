@@ -101,25 +101,20 @@ func (m *clockMonitor) round(ctx context.Context) (clock.Assessment, error) {
 	return a, nil
 }
 
+// record records a round; its first event, the sample, has the id every
+// token admitted on it names.
 func (m *clockMonitor) record(ctx context.Context, sampleID string, evs []events.Event) error {
-	now := m.now()
-	data := make([]eventstore.EventData, 0, len(evs))
-	for i, e := range evs {
-		id := sampleID
-		if i > 0 {
-			id = ids.Source{}.NewID()
-		}
-		ed, err := events.Encode(id, events.ClockStream, now, events.Metadata{Node: m.node}, e)
-		if err != nil {
-			return err
-		}
-		data = append(data, ed)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := m.store.Append(ctx, events.ClockStream, eventstore.Any, data...)
+	r := events.Recorder{Store: m.store, Clock: clockFunc(m.now), IDs: ids.Source{}, Meta: events.Metadata{Node: m.node}}
+	_, err := r.RecordIDs(ctx, events.ClockStream, eventstore.Any, []string{sampleID}, evs...)
 	return err
 }
+
+// clockFunc is a func as a clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
 
 // run samples every period until ctx ends. Each state change is logged for
 // the operator as well as recorded.

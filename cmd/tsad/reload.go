@@ -9,6 +9,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/chronolog/chronolog/adapters/clock/system"
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
@@ -39,18 +40,10 @@ func recordConfig(ctx context.Context, rec tsa.Recorder, node string, evs ...eve
 
 // recordEvents appends evs to stream, durably, before it returns.
 func recordEvents(ctx context.Context, rec tsa.Recorder, node, stream string, evs ...events.Event) error {
-	now := time.Now().UTC()
-	data := make([]eventstore.EventData, 0, len(evs))
-	for _, e := range evs {
-		ed, err := events.Encode(ids.Source{}.NewID(), stream, now, events.Metadata{Node: node}, e)
-		if err != nil {
-			return err
-		}
-		data = append(data, ed)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := rec.Append(ctx, stream, eventstore.Any, data...)
+	r := events.Recorder{Store: rec, Clock: system.Clock{}, IDs: ids.Source{}, Meta: events.Metadata{Node: node}}
+	_, err := r.Record(ctx, stream, eventstore.Any, evs...)
 	return err
 }
 

@@ -424,11 +424,8 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 }
 
 func (w *Writer) record(ctx context.Context, stream string, expected eventstore.ExpectedState, e events.Event) error {
-	ed, err := events.Encode(w.p.IDs.NewID(), stream, w.p.Clock.Now(), events.Metadata{Node: w.cfg.Node, Service: "translog"}, e)
-	if err != nil {
-		return err
-	}
-	_, err = w.p.Store.Append(ctx, stream, expected, ed)
+	rec := events.Recorder{Store: w.p.Store, Clock: w.p.Clock, IDs: w.p.IDs, Meta: events.Metadata{Node: w.cfg.Node, Service: "translog"}}
+	_, err := rec.Record(ctx, stream, expected, e)
 	if errors.Is(err, eventstore.ErrWrongExpectedState) && stream == events.LogSegmentsStream {
 		// Recorded already, before a crash lost our knowledge of it.
 		return nil

@@ -16,14 +16,9 @@ import (
 // vanish after the last byte left.
 func (s *Service) Undelivered(ctx context.Context, serial, reason string) error {
 	stream := events.RequestStream(serial)
-	e := events.TimestampUndelivered{Serial: serial, Reason: reason}
-	meta := events.Metadata{Node: s.cfg.Node, Service: s.cfg.Name}
-	ed, err := events.Encode(s.p.IDs.NewID(), stream, s.p.Clock.Now().UTC(), meta, e)
-	if err != nil {
-		return err
-	}
+	rec := events.Recorder{Store: s.p.Recorder, Clock: s.p.Clock, IDs: s.p.IDs, Meta: events.Metadata{Node: s.cfg.Node, Service: s.cfg.Name}}
 	// The request's own append made the stream; nothing else writes it.
-	if _, err := s.p.Recorder.Append(ctx, stream, eventstore.StreamExists, ed); err != nil {
+	if _, err := rec.Record(ctx, stream, eventstore.StreamExists, events.TimestampUndelivered{Serial: serial, Reason: reason}); err != nil {
 		return fmt.Errorf("record %s undelivered: %w", stream, err)
 	}
 	return nil
