@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/chronolog/chronolog/adapters/eventstore/memory"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
@@ -81,47 +82,24 @@ func (l *memLog) ConsistencyProof(_ context.Context, a, b uint64) ([]merkle.Hash
 	return merkle.ConsistencyProof(a, l.hashes(b))
 }
 
-// memStore holds events at positions 1, 2, …
-type memStore struct{ evs []eventstore.RecordedEvent }
-
-func (s *memStore) add(t *testing.T, stream string, e events.Event) eventstore.RecordedEvent {
+// record appends e to stream in the memory store and returns it as
+// recorded.
+func record(t *testing.T, st *memory.Store, stream string, e events.Event) eventstore.RecordedEvent {
 	t.Helper()
-	var rev uint64
-	for _, r := range s.evs {
-		if r.Stream == stream {
-			rev++
-		}
-	}
-	ed, err := events.Encode(fmt.Sprintf("id-%d", len(s.evs)+1), stream, time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), events.Metadata{}, e)
+	ctx := context.Background()
+	ed, err := events.Encode(fmt.Sprintf("id-%d", st.Head()+1), stream, time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), events.Metadata{}, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := eventstore.RecordedEvent{Position: uint64(len(s.evs) + 1), Stream: stream, Revision: rev, ID: ed.ID, Type: ed.Type, Payload: ed.Payload}
-	s.evs = append(s.evs, r)
-	return r
-}
-
-func (s *memStore) ReadStream(_ context.Context, stream string) ([]eventstore.RecordedEvent, error) {
-	var out []eventstore.RecordedEvent
-	for _, r := range s.evs {
-		if r.Stream == stream {
-			out = append(out, r)
-		}
+	res, err := st.Append(ctx, stream, eventstore.Any, ed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out == nil {
-		return nil, eventstore.ErrStreamNotFound
+	recs, err := st.ReadAll(ctx, res.Position-1, 1)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("read back position %d: %v", res.Position, err)
 	}
-	return out, nil
-}
-
-func (s *memStore) ReadAll(_ context.Context, after uint64, limit int) ([]eventstore.RecordedEvent, error) {
-	var out []eventstore.RecordedEvent
-	for _, r := range s.evs {
-		if r.Position > after && len(out) < limit {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return recs[0]
 }
 
 // noTSA answers no timestamp request: the handler needs a route, these
@@ -163,14 +141,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{verifier: verifier, log: &memLog{signer: signer, published: 2}, issued: map[string]eventstore.RecordedEvent{}}
-	st := &memStore{}
+	st := memory.New()
+	t.Cleanup(func() { st.Close() })
 	for _, serial := range []string{"a1", "b2", "c3"} {
-		first := st.add(t, events.RequestStream(serial), events.TimestampRequested{Serial: serial, Parsed: true})
-		f.issued[serial] = st.add(t, events.RequestStream(serial), events.TimestampIssued{Serial: serial, Token: []byte("token " + serial)})
-		var hs []merkle.Hash
-		for _, e := range st.evs[first.Position-1:] {
-			hs = append(hs, merkle.LeafHash(e.Payload))
-		}
+		first := record(t, st, events.RequestStream(serial), events.TimestampRequested{Serial: serial, Parsed: true})
+		f.issued[serial] = record(t, st, events.RequestStream(serial), events.TimestampIssued{Serial: serial, Token: []byte("token " + serial)})
+		hs := []merkle.Hash{merkle.LeafHash(first.Payload), merkle.LeafHash(f.issued[serial].Payload)}
 		leaf := translog.SegmentLeaf{First: first.Position, Last: first.Position + 1, Count: 2, Root: merkle.Root(hs)}
 		f.log.leaves = append(f.log.leaves, leaf.Marshal())
 	}
@@ -180,7 +156,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		root := merkle.Root(f.log.hashes(size))
-		f.cpEvents = append(f.cpEvents, st.add(t, events.LogCheckpointsStream,
+		f.cpEvents = append(f.cpEvents, record(t, st, events.LogCheckpointsStream,
 			events.LogCheckpointSigned{Origin: signer.Name(), Size: size, Root: fmt.Sprintf("%x", root), Note: string(n)}))
 	}
 	h, err := httpapi.New(httpapi.Config{

@@ -1,4 +1,7 @@
-package eventstoretest
+// Package memory is an event store in memory, for tests and tools that
+// need a store without a file: it keeps the eventstore contract (the
+// eventstoretest suite holds it to it) and nothing across restarts.
+package memory
 
 import (
 	"bytes"
@@ -6,18 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"testing"
-
-	"go.uber.org/goleak"
 
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+var _ eventstore.Store = (*Store)(nil)
 
-// memStore is a minimal in-memory reference adapter. It keeps the suite
-// honest: the contract must not lean on anything SQLite-specific.
-type memStore struct {
+// Store is the event store in memory. It keeps nothing across restarts.
+type Store struct {
 	mu      sync.Mutex
 	events  []eventstore.RecordedEvent
 	streams map[string]uint64 // last revision
@@ -26,18 +25,20 @@ type memStore struct {
 	notify  chan struct{} // closed and replaced on every append and on Close
 }
 
-func newMemStore() *memStore {
-	return &memStore{streams: map[string]uint64{}, ids: map[string]bool{}, notify: make(chan struct{})}
+// New returns an empty store.
+func New() *Store {
+	return &Store{streams: map[string]uint64{}, ids: map[string]bool{}, notify: make(chan struct{})}
 }
 
-func (m *memStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedState, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+// Append appends evs to stream if expected admits its state.
+func (m *Store) Append(ctx context.Context, stream string, exp eventstore.ExpectedState, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
 	if stream == "" || len(evs) == 0 {
-		return eventstore.AppendResult{}, errors.New("mem: invalid append")
+		return eventstore.AppendResult{}, errors.New("eventstore/memory: invalid append")
 	}
 	seen := map[string]bool{}
 	for _, e := range evs {
 		if e.ID == "" || e.Type == "" || seen[e.ID] {
-			return eventstore.AppendResult{}, errors.New("mem: invalid event")
+			return eventstore.AppendResult{}, errors.New("eventstore/memory: invalid event")
 		}
 		seen[e.ID] = true
 	}
@@ -55,7 +56,7 @@ func (m *memStore) Append(ctx context.Context, stream string, exp eventstore.Exp
 	}
 	for _, e := range evs {
 		if m.ids[e.ID] {
-			return eventstore.AppendResult{}, fmt.Errorf("mem: duplicate id %s", e.ID)
+			return eventstore.AppendResult{}, fmt.Errorf("eventstore/memory: duplicate id %s", e.ID)
 		}
 	}
 	rev := uint64(0)
@@ -75,7 +76,8 @@ func (m *memStore) Append(ctx context.Context, stream string, exp eventstore.Exp
 	return eventstore.AppendResult{NextExpected: m.streams[stream], Position: uint64(len(m.events))}, nil
 }
 
-func (m *memStore) ReadStream(_ context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+// ReadStream returns a stream's events in revision order.
+func (m *Store) ReadStream(_ context.Context, stream string) ([]eventstore.RecordedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -93,7 +95,8 @@ func (m *memStore) ReadStream(_ context.Context, stream string) ([]eventstore.Re
 	return out, nil
 }
 
-func (m *memStore) ReadAll(_ context.Context, after uint64, max int) ([]eventstore.RecordedEvent, error) {
+// ReadAll returns up to max events after a position, in commit order.
+func (m *Store) ReadAll(_ context.Context, after uint64, max int) ([]eventstore.RecordedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -106,16 +109,18 @@ func (m *memStore) ReadAll(_ context.Context, after uint64, max int) ([]eventsto
 	return append([]eventstore.RecordedEvent(nil), rest[:min(max, len(rest))]...), nil
 }
 
-func (m *memStore) SubscribeAll(_ context.Context, after uint64) (eventstore.Subscription, error) {
+// SubscribeAll delivers every event after a position, then each new one.
+func (m *Store) SubscribeAll(_ context.Context, after uint64) (eventstore.Subscription, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, eventstore.ErrClosed
 	}
-	return &memSub{m: m, last: after, done: make(chan struct{})}, nil
+	return &subscription{m: m, last: after, done: make(chan struct{})}, nil
 }
 
-func (m *memStore) Close() error {
+// Close ends every subscription; later calls return eventstore.ErrClosed.
+func (m *Store) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.closed {
@@ -125,14 +130,14 @@ func (m *memStore) Close() error {
 	return nil
 }
 
-type memSub struct {
-	m    *memStore
+type subscription struct {
+	m    *Store
 	last uint64
 	once sync.Once
 	done chan struct{}
 }
 
-func (s *memSub) Recv(ctx context.Context) (eventstore.RecordedEvent, error) {
+func (s *subscription) Recv(ctx context.Context) (eventstore.RecordedEvent, error) {
 	for {
 		s.m.mu.Lock()
 		closed, wait := s.m.closed, s.m.notify
@@ -164,11 +169,14 @@ func (s *memSub) Recv(ctx context.Context) (eventstore.RecordedEvent, error) {
 	}
 }
 
-func (s *memSub) Close() error {
+func (s *subscription) Close() error {
 	s.once.Do(func() { close(s.done) })
 	return nil
 }
 
-func TestSuiteAgainstMemStore(t *testing.T) {
-	Run(t, func(*testing.T) eventstore.Store { return newMemStore() })
+// Head is the position of the last event appended.
+func (m *Store) Head() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(len(m.events))
 }
