@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/domain/clock"
+	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/translog"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
@@ -28,8 +29,8 @@ import (
 // Media types of RFC 3161 §3.4, and of Authenticode requests and
 // answers.
 const (
-	QueryType        = "application/timestamp-query"
-	ReplyType        = "application/timestamp-reply"
+	QueryType        = rfc3161.MediaTypeQuery
+	ReplyType        = rfc3161.MediaTypeReply
 	AuthenticodeType = "application/octet-stream"
 )
 
@@ -39,14 +40,7 @@ const (
 const DefaultMaxBody = 64 << 10
 
 // Service is one timestamp service as the transport sees it.
-type Service interface {
-	Name() string
-	Handle(ctx context.Context, r tsa.Request) tsa.Outcome
-	Refuse(ctx context.Context, r tsa.Request, refusal tsa.Refusal, reason string) tsa.Outcome
-	// Undelivered records that the answer to the request recorded under
-	// serial did not reach its client.
-	Undelivered(ctx context.Context, serial, reason string) error
-}
+type Service = tsa.Handler
 
 // Config describes the HTTP surface.
 type Config struct {

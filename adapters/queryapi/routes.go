@@ -94,7 +94,7 @@ func (s Sources) token(w http.ResponseWriter, r *http.Request) {
 			w.Write(issued.Token)
 			return
 		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.Header().Set("Content-Type", rfc3161.MediaTypeReply)
 		w.Write(rfc3161.GrantedResponse(issued.Token))
 		return
 	}

@@ -74,7 +74,7 @@ const (
 	// Method is tsa.Request.Method for every request over this transport.
 	Method = "TCP"
 	// ContentType is tsa.Request.ContentType: a tsaMsg is a TimeStampReq.
-	ContentType = "application/timestamp-query"
+	ContentType = rfc3161.MediaTypeQuery
 )
 
 // Defaults for the zero values of Config.
@@ -90,14 +90,8 @@ const (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("tcpapi: server closed")
 
-// Service is one timestamp service as the transport sees it (the same
-// contract as httpapi.Service).
-type Service interface {
-	Name() string
-	Handle(ctx context.Context, r tsa.Request) tsa.Outcome
-	Refuse(ctx context.Context, r tsa.Request, refusal tsa.Refusal, reason string) tsa.Outcome
-	Undelivered(ctx context.Context, serial, reason string) error
-}
+// Service is one timestamp service as the transport sees it.
+type Service = tsa.Handler
 
 // Tally counts answers for the server's metrics (httpapi.Tally).
 type Tally interface {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
 // MaxResponse bounds what is read from the upstream: a TimeStampResp with a
@@ -64,8 +66,8 @@ func (u *TSA) Forward(ctx context.Context, query []byte) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/timestamp-query")
-	req.Header.Set("Accept", "application/timestamp-reply")
+	req.Header.Set("Content-Type", rfc3161.MediaTypeQuery)
+	req.Header.Set("Accept", rfc3161.MediaTypeReply)
 	resp, err := u.client.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -60,7 +60,7 @@ func newBenchConn(target *url.URL, dial func() (net.Conn, error), bearer string)
 		auth = "Authorization: Bearer " + bearer + "\r\n"
 	}
 	head := fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tsactl-bench\r\n%sContent-Type: %s\r\nContent-Length: ",
-		path, target.Host, auth, "application/timestamp-query")
+		path, target.Host, auth, rfc3161.MediaTypeQuery)
 	return &benchConn{target: target, dial: dial, head: head}
 }
 
@@ -149,7 +149,7 @@ func (c *benchConn) readReply() (body []byte, keepAlive bool, err error) {
 	if status != "200" {
 		return nil, keepAlive, fmt.Errorf("HTTP %s", status)
 	}
-	if typ != "application/timestamp-reply" {
+	if typ != rfc3161.MediaTypeReply {
 		return nil, keepAlive, fmt.Errorf("content type %q", typ)
 	}
 	return c.body, keepAlive, nil

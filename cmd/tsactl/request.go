@@ -110,7 +110,7 @@ func post(c *http.Client, url string, der []byte, bearer string) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/timestamp-query")
+	req.Header.Set("Content-Type", rfc3161.MediaTypeQuery)
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
@@ -126,7 +126,7 @@ func post(c *http.Client, url string, der []byte, bearer string) ([]byte, error)
 	if res.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: HTTP %d: %s", url, res.StatusCode, strings.TrimSpace(string(body)))
 	}
-	if ct := res.Header.Get("Content-Type"); ct != "application/timestamp-reply" {
+	if ct := res.Header.Get("Content-Type"); ct != rfc3161.MediaTypeReply {
 		return nil, fmt.Errorf("%s: reply content type %q", url, ct)
 	}
 	return body, nil

@@ -119,3 +119,10 @@ func ParseTimeStampResp(der []byte) (*TimeStampResp, error) {
 	}
 	return r, nil
 }
+
+// The media types of RFC 3161 §3.4: a TimeStampReq and a TimeStampResp as
+// HTTP (and the TCP transport's records) name them.
+const (
+	MediaTypeQuery = "application/timestamp-query"
+	MediaTypeReply = "application/timestamp-reply"
+)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/latency"
 	"github.com/chronolog/chronolog/domain/merkle"
 )
 
@@ -93,7 +94,7 @@ type Writer struct {
 	// oldest first, with the time their first event that is not
 	// bookkeeping reached the writer.
 	awaiting []sealedAt
-	lags     lagWindow
+	lags     latency.Window
 }
 
 type sealedAt struct {
@@ -132,7 +133,7 @@ func NewWriter(cfg WriterConfig, p WriterPorts) (*Writer, error) {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 16384
 	}
-	return &Writer{cfg: cfg, p: p, lags: lagWindow{size: 1024}}, nil
+	return &Writer{cfg: cfg, p: p, lags: latency.Window{Size: 1024}}, nil
 }
 
 // Status returns a snapshot of the writer's state.
@@ -140,7 +141,7 @@ func (w *Writer) Status() Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.status
-	s.LagP50, s.LagP99, s.LagMax, s.LagSamples = w.lags.stats()
+	s.LagP50, s.LagP99, s.LagMax, s.LagSamples = w.lags.Stats()
 	return s
 }
 
@@ -417,7 +418,7 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 	w.status.CheckpointSize = cp.Size
 	for len(w.awaiting) > 0 && w.awaiting[0].index < cp.Size {
 		if since := w.awaiting[0].since; !since.IsZero() {
-			w.lags.add(now.Sub(since))
+			w.lags.Add(now.Sub(since))
 		}
 		w.awaiting = w.awaiting[1:]
 	}

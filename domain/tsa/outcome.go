@@ -1,6 +1,26 @@
 package tsa
 
-import "github.com/chronolog/chronolog/domain/rfc3161"
+import (
+	"context"
+
+	"github.com/chronolog/chronolog/domain/rfc3161"
+)
+
+// Handler is a timestamp service as a transport (HTTP, TCP) sees it: a
+// *Service, or whatever stands for the service of a name across
+// configuration reloads.
+type Handler interface {
+	Name() string
+	// Handle answers a request through the whole pipeline.
+	Handle(ctx context.Context, r Request) Outcome
+	// Refuse records a request the transport would not take.
+	Refuse(ctx context.Context, r Request, refusal Refusal, reason string) Outcome
+	// Undelivered records that the answer to the request recorded under
+	// serial did not reach its client.
+	Undelivered(ctx context.Context, serial, reason string) error
+}
+
+var _ Handler = (*Service)(nil)
 
 // Outcome is what a request came to, in the service's terms. Each
 // transport turns it into its own wire answer in one place (an HTTP status

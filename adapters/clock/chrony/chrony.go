@@ -19,13 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/chronolog/chronolog/adapters/clock/internal/hostport"
 	"github.com/chronolog/chronolog/domain/clock"
 )
 
@@ -51,7 +51,7 @@ func New(addr string, timeout time.Duration) (*Source, error) {
 	if strings.HasPrefix(addr, "/") {
 		return &Source{network: "unixgram", addr: filepath.Clean(addr), timeout: timeout}, nil
 	}
-	hp, err := hostPort(addr)
+	hp, err := hostport.Normalize(addr, DefaultPort)
 	if err != nil {
 		return nil, fmt.Errorf("chrony source %q: %w", addr, err)
 	}
@@ -188,33 +188,4 @@ func (s *Source) dial(ctx context.Context) (net.Conn, func(), error) {
 		return nil, nil, fmt.Errorf("open reply socket: %w", err)
 	}
 	return c, cleanup, nil
-}
-
-// hostPort normalises a command-port address to host:port.
-func hostPort(addr string) (string, error) {
-	if addr == "" {
-		return "", errors.New("empty address")
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		if strings.HasPrefix(addr, "[") != strings.HasSuffix(addr, "]") {
-			return "", fmt.Errorf("unbalanced brackets in %q", addr)
-		}
-		host = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
-		port = strconv.Itoa(DefaultPort)
-	}
-	if host == "" || strings.ContainsAny(host, "[] \t/") {
-		return "", fmt.Errorf("invalid host %q", host)
-	}
-	// A colon left in the host can only be an IPv6 address's.
-	if strings.Contains(host, ":") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", fmt.Errorf("invalid host %q: %w", host, err)
-		}
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
-		return "", fmt.Errorf("invalid port %q", port)
-	}
-	return net.JoinHostPort(host, strconv.FormatUint(p, 10)), nil
 }

@@ -12,13 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/beevik/ntp"
 
+	"github.com/chronolog/chronolog/adapters/clock/internal/hostport"
 	"github.com/chronolog/chronolog/domain/clock"
 )
 
@@ -43,7 +42,7 @@ type Source struct {
 // with a port in brackets); the port defaults to 123. timeout bounds each
 // Read, on top of the deadline of Read's context.
 func New(server string, timeout time.Duration) (*Source, error) {
-	addr, err := hostPort(server)
+	addr, err := hostport.Normalize(server, DefaultPort)
 	if err != nil {
 		return nil, fmt.Errorf("ntp source %q: %w", server, err)
 	}
@@ -176,40 +175,4 @@ func referenceID(stratum uint8, id uint32) string {
 		}
 	}
 	return fmt.Sprintf("%08X", id)
-}
-
-// hostPort normalises a server address to host:port. The port must be a
-// number: a service name would be resolved by the system, and 123 is the
-// only NTP port anyway.
-func hostPort(server string) (string, error) {
-	if server == "" {
-		return "", errors.New("empty server address")
-	}
-	host, port, err := net.SplitHostPort(server)
-	if err != nil {
-		// No port: a host name, an IPv4 address, or an IPv6 address with or
-		// without brackets.
-		if strings.HasPrefix(server, "[") != strings.HasSuffix(server, "]") {
-			return "", fmt.Errorf("unbalanced brackets in %q", server)
-		}
-		host = strings.TrimSuffix(strings.TrimPrefix(server, "["), "]")
-		port = strconv.Itoa(DefaultPort)
-	}
-	if host == "" {
-		return "", errors.New("no host")
-	}
-	if strings.ContainsAny(host, "[] \t/") {
-		return "", fmt.Errorf("invalid host %q", host)
-	}
-	// A colon left in the host can only be an IPv6 address's.
-	if strings.Contains(host, ":") {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return "", fmt.Errorf("invalid host %q: %w", host, err)
-		}
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
-		return "", fmt.Errorf("invalid port %q", port)
-	}
-	return net.JoinHostPort(host, strconv.FormatUint(p, 10)), nil
 }
