@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/clock/chronyd"
+	"github.com/chronolog/chronolog/adapters/clock/chrony/chronytest"
 	"github.com/chronolog/chronolog/adapters/clock/ntp/ntptest"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/domain/clock"
@@ -220,7 +220,7 @@ func TestClockGateFaults(t *testing.T) {
 // system's): read both as an NTP server and through its tracking data.
 // Stopping chronyd by its PID closes the gate.
 func TestClockChronydHappyPath(t *testing.T) {
-	d := chronyd.Start(t, chronyd.Options{})
+	d := chronytest.Start(t, chronytest.Options{})
 	data := t.TempDir()
 	const period = time.Second
 	srv := startServer(t, data, "--clock", "ntp:"+d.NTPAddr()+",chrony:"+d.CmdAddr(), "--clock-period", period.String())
@@ -242,7 +242,7 @@ func TestClockChronydHappyPath(t *testing.T) {
 			if e.Synchronised {
 				synced++
 				if len(e.Readings) != 2 || e.Readings[0].Source != "ntp" || e.Readings[1].Source != "chrony" ||
-					!e.Readings[0].Synchronised || !e.Readings[1].Synchronised || e.Readings[1].Stratum != chronyd.DefaultStratum {
+					!e.Readings[0].Synchronised || !e.Readings[1].Synchronised || e.Readings[1].Stratum != chronytest.DefaultStratum {
 					t.Fatalf("a synchronised round: %+v", e)
 				}
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/clock/chrony"
-	"github.com/chronolog/chronolog/adapters/clock/chronyd"
+	"github.com/chronolog/chronolog/adapters/clock/chrony/chronytest"
 	"github.com/chronolog/chronolog/adapters/clock/ntp/ntptest"
 	"github.com/chronolog/chronolog/domain/clock"
 )
@@ -20,7 +20,7 @@ import (
 // reference id, name, stratum, reference time, system time (the
 // correction), last offset, RMS offset, frequency, residual frequency,
 // skew, root delay, root dispersion, update interval, leap status.
-func chronycTracking(t *testing.T, d *chronyd.Daemon) []string {
+func chronycTracking(t *testing.T, d *chronytest.Daemon) []string {
 	t.Helper()
 	out, err := d.Chronyc("-c", "tracking")
 	if err != nil {
@@ -37,16 +37,16 @@ func TestReadLocalStratum(t *testing.T) {
 	tests := []struct {
 		name    string
 		stratum int
-		addr    func(*chronyd.Daemon) string
+		addr    func(*chronytest.Daemon) string
 	}{
-		{"udp stratum 3", 3, (*chronyd.Daemon).CmdAddr},
-		{"udp default stratum", 0, (*chronyd.Daemon).CmdAddr},
-		{"unix socket stratum 7", 7, (*chronyd.Daemon).SocketPath},
+		{"udp stratum 3", 3, (*chronytest.Daemon).CmdAddr},
+		{"udp default stratum", 0, (*chronytest.Daemon).CmdAddr},
+		{"unix socket stratum 7", 7, (*chronytest.Daemon).SocketPath},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := chronyd.Start(t, chronyd.Options{Stratum: tt.stratum})
+			d := chronytest.Start(t, chronytest.Options{Stratum: tt.stratum})
 			src, err := chrony.New(tt.addr(d), 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -59,7 +59,7 @@ func TestReadLocalStratum(t *testing.T) {
 			}
 			want := tt.stratum
 			if want == 0 {
-				want = chronyd.DefaultStratum
+				want = chronytest.DefaultStratum
 			}
 			if r.Source != clock.SourceChrony || r.Name != tt.addr(d) || r.Err != "" {
 				t.Errorf("Source, Name, Err = %q, %q, %q", r.Source, r.Name, r.Err)
@@ -105,7 +105,7 @@ func TestReadFollowsUpstream(t *testing.T) {
 			up.SetOffset(tt.shift)
 			up.SetRootDelay(time.Second / 64)
 			up.SetRootDispersion(time.Second / 128)
-			d := chronyd.Start(t, chronyd.Options{Stratum: 10, Upstreams: []string{up.Addr()}})
+			d := chronytest.Start(t, chronytest.Options{Stratum: 10, Upstreams: []string{up.Addr()}})
 			src, err := chrony.New(d.CmdAddr(), 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -158,19 +158,19 @@ func TestReadFollowsUpstream(t *testing.T) {
 func TestReadStoppedChronyd(t *testing.T) {
 	tests := []struct {
 		name string
-		addr func(*chronyd.Daemon) string
+		addr func(*chronytest.Daemon) string
 		want []error // any of
 	}{
 		// On loopback a closed UDP port is refused at once; elsewhere the
 		// request goes unanswered until the timeout.
-		{"udp", (*chronyd.Daemon).CmdAddr, []error{syscall.ECONNREFUSED, os.ErrDeadlineExceeded}},
+		{"udp", (*chronytest.Daemon).CmdAddr, []error{syscall.ECONNREFUSED, os.ErrDeadlineExceeded}},
 		// chronyd removes its socket on exit.
-		{"unix socket", (*chronyd.Daemon).SocketPath, []error{syscall.ENOENT, syscall.ECONNREFUSED}},
+		{"unix socket", (*chronytest.Daemon).SocketPath, []error{syscall.ENOENT, syscall.ECONNREFUSED}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := chronyd.Start(t, chronyd.Options{})
+			d := chronytest.Start(t, chronytest.Options{})
 			src, err := chrony.New(tt.addr(d), 300*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)

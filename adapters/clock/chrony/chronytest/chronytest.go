@@ -1,4 +1,4 @@
-// Package chronyd runs a real chronyd for tests: one daemon per test, on
+// Package chronytest runs a real chronyd for tests: one daemon per test, on
 // free loopback ports, with its configuration, pidfile, drift file, command
 // socket and log in the test's temporary directory. It serves NTP from its
 // own clock ("local stratum N") or from upstream servers, and answers
@@ -9,7 +9,7 @@
 // with -x), and needs /usr/sbin/chronyd and chronyc (apt-get install
 // chrony). Without them a test skips, saying so; under CI=true it fails
 // instead, because CI must never pass by skipping (.ci/run installs chrony).
-package chronyd
+package chronytest
 
 import (
 	"bytes"

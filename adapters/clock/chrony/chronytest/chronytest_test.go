@@ -1,4 +1,4 @@
-package chronyd
+package chronytest
 
 import (
 	"context"
