@@ -58,7 +58,7 @@ func newServerWith(t *testing.T, wrap func(*sqlite.Store) tsa.Recorder) (*httpte
 	t.Cleanup(func() { store.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := tsa.New(tsa.Config{Name: "default", Policy: []int{1, 3, 6, 1, 4, 1, 32473, 3161, 1}},
-		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: wrap(store), Log: log})
+		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: wrap(store), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

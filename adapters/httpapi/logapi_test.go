@@ -57,7 +57,7 @@ func newLogRig(t *testing.T) *logRig {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ticker := time.NewTicker(20 * time.Millisecond)
 	w, err := translog.NewWriter(translog.WriterConfig{Backend: "tessera", MaxEvents: 8},
-		translog.WriterPorts{Store: store, Log: tl, IDs: ids.Source{}, Clock: system.Clock{}, Tick: ticker.C, Logs: log})
+		translog.WriterPorts{Store: store, Log: tl, IDs: ids.Source{}, Clock: system.Clock{}, Tick: ticker.C, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func newLogRig(t *testing.T) *logRig {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	svc, err := tsa.New(tsa.Config{Name: "default", Policy: []int{1, 3, 6, 1, 4, 1, 32473, 3161, 1}},
-		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: store, Log: log})
+		tsa.Ports{Clock: system.Clock{}, Serials: ids.Source{}, IDs: ids.Source{}, Rand: rand.Reader, Signer: signer, Recorder: store, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,7 +186,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		Rand:          rand.Reader,
 		Signer:        signer,
 		Recorder:      w.recorder,
-		Log:           w.log,
+		Logger:        w.log,
 		Countersigner: counter,
 		Gate:          w.gate,
 	})

@@ -193,7 +193,7 @@ func startLog(ctx context.Context, f *logFlags, data, node string, dev bool, sto
 	}
 	ticker := time.NewTicker(f.tick)
 	t.writer, err = translog.NewWriter(translog.WriterConfig{Backend: f.backend, MaxEvents: f.segmentEvents, Node: node},
-		translog.WriterPorts{Store: store, Log: t.log, IDs: ids.Source{}, Clock: system.Clock{}, Tick: ticker.C, Logs: log})
+		translog.WriterPorts{Store: store, Log: t.log, IDs: ids.Source{}, Clock: system.Clock{}, Tick: ticker.C, Logger: log})
 	if err != nil {
 		ticker.Stop()
 		closeLog(t.log, log)

@@ -75,8 +75,8 @@ type WriterPorts struct {
 	Clock Clock
 	// Tick paces the writer: at each tick it cuts what is pending, records
 	// a new checkpoint, and retries a log that was down.
-	Tick <-chan time.Time
-	Logs Logger
+	Tick   <-chan time.Time
+	Logger Logger
 }
 
 // Writer commits the event stream to the log, one segment per leaf, and
@@ -127,7 +127,7 @@ func NewWriter(cfg WriterConfig, p WriterPorts) (*Writer, error) {
 	if cfg.Backend == "" {
 		return nil, errors.New("translog: writer needs the backend's name")
 	}
-	if p.Store == nil || p.Log == nil || p.IDs == nil || p.Clock == nil || p.Tick == nil || p.Logs == nil {
+	if p.Store == nil || p.Log == nil || p.IDs == nil || p.Clock == nil || p.Tick == nil || p.Logger == nil {
 		return nil, errors.New("translog: every writer port must be set")
 	}
 	if cfg.MaxEvents <= 0 {
@@ -154,7 +154,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		if !errors.Is(err, errResync) {
 			return err
 		}
-		w.p.Logs.Info("transparency log writer resumes from the log again", "reason", err)
+		w.p.Logger.Info("transparency log writer resumes from the log again", "reason", err)
 	}
 }
 
@@ -304,7 +304,7 @@ func (w *Writer) resume(ctx context.Context) (uint64, error) {
 	w.mu.Lock()
 	w.status.Leaves, w.status.Covered, w.status.Seen, w.status.LogUp = size, after, after, true
 	w.mu.Unlock()
-	w.p.Logs.Info("transparency log writer resumes", "leaves", size, "covered", after)
+	w.p.Logger.Info("transparency log writer resumes", "leaves", size, "covered", after)
 	return after, nil
 }
 
@@ -394,11 +394,11 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 		return
 	}
 	if w.up() {
-		w.p.Logs.Info("transparency log writer recovered", "op", "read the checkpoint")
+		w.p.Logger.Info("transparency log writer recovered", "op", "read the checkpoint")
 	}
 	cp, err := parseSignedCheckpoint(signed)
 	if err != nil {
-		w.p.Logs.Error("the log published a checkpoint that does not parse", "err", err)
+		w.p.Logger.Error("the log published a checkpoint that does not parse", "err", err)
 		return
 	}
 	w.mu.Lock()
@@ -409,7 +409,7 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 	}
 	e := events.LogCheckpointSigned{Origin: cp.Origin, Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]), Note: string(signed)}
 	if err := w.record(ctx, events.LogCheckpointsStream, eventstore.Any, e); err != nil {
-		w.p.Logs.Error("checkpoint not recorded", "size", cp.Size, "err", err)
+		w.p.Logger.Error("checkpoint not recorded", "size", cp.Size, "err", err)
 		return
 	}
 	now := w.p.Clock.Now()
@@ -443,7 +443,7 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 		err := f()
 		if err == nil {
 			if w.up() || failing {
-				w.p.Logs.Info("transparency log writer recovered", "op", what)
+				w.p.Logger.Info("transparency log writer recovered", "op", what)
 			}
 			return nil
 		}
@@ -451,7 +451,7 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 			return err
 		}
 		if !failing {
-			w.p.Logs.Error("transparency log writer cannot "+what+"; retrying", "err", err)
+			w.p.Logger.Error("transparency log writer cannot "+what+"; retrying", "err", err)
 			failing = true
 		}
 		w.down(err)

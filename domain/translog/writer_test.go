@@ -228,7 +228,7 @@ func startWriterWith(t *testing.T, store *fakeStore, log *fakeLog, maxEvents int
 	t.Helper()
 	r := &rig{store: store, log: log, tick: make(chan time.Time)}
 	w, err := NewWriter(WriterConfig{Backend: "tessera", MaxEvents: maxEvents, Node: "n1"},
-		WriterPorts{Store: store, Log: log, IDs: &seqIDs{}, Clock: clock, Tick: r.tick, Logs: quiet{}})
+		WriterPorts{Store: store, Log: log, IDs: &seqIDs{}, Clock: clock, Tick: r.tick, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}

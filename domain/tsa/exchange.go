@@ -176,7 +176,7 @@ func (x *exchange) finish(ctx context.Context, last events.Event, o Outcome) Out
 		return x.fail(ctx, err)
 	}
 	if _, err := x.s.p.Recorder.Append(ctx, x.stream, eventstore.NoStream, x.evs...); err != nil {
-		x.s.p.Log.Error("answer discarded: its events are not durable", "serial", x.hex, "outcome", o.Kind, "err", err)
+		x.s.p.Logger.Error("answer discarded: its events are not durable", "serial", x.hex, "outcome", o.Kind, "err", err)
 		return x.unrecorded(o)
 	}
 	o.Protocol, o.Serial, o.Recorded = x.protocol, x.hex, true
@@ -207,7 +207,7 @@ func (x *exchange) refuse(ctx context.Context, refusal Refusal, reason string) O
 // encoding fault, an upstream gone), recorded with its cause when it can
 // be. The answer is the same either way: no token.
 func (x *exchange) fail(ctx context.Context, cause error) Outcome {
-	x.s.p.Log.Error("timestamp request failed", "serial", x.hex, "err", cause)
+	x.s.p.Logger.Error("timestamp request failed", "serial", x.hex, "err", cause)
 	o := unrecorded(x.hex, x.protocol)
 	if len(x.evs) == 0 {
 		// Not even the request could be encoded: nothing to record.
@@ -215,11 +215,11 @@ func (x *exchange) fail(ctx context.Context, cause error) Outcome {
 	}
 	e := x.rejected(events.StatusRejection, rfc3161.SystemFailure.String(), "", cause.Error())
 	if err := x.add(e); err != nil {
-		x.s.p.Log.Error("system failure not recorded", "serial", x.hex, "err", err)
+		x.s.p.Logger.Error("system failure not recorded", "serial", x.hex, "err", err)
 		return o
 	}
 	if _, err := x.s.p.Recorder.Append(ctx, x.stream, eventstore.NoStream, x.evs...); err != nil {
-		x.s.p.Log.Error("system failure not recorded", "serial", x.hex, "err", err)
+		x.s.p.Logger.Error("system failure not recorded", "serial", x.hex, "err", err)
 		return o
 	}
 	o.Recorded = true

@@ -78,7 +78,7 @@ func (s *Service) Handle(ctx context.Context, r Request) Outcome {
 	}
 	x, err := s.begin(r)
 	if err != nil {
-		s.p.Log.Error("timestamp request not recorded", "service", s.cfg.Name, "err", err)
+		s.p.Logger.Error("timestamp request not recorded", "service", s.cfg.Name, "err", err)
 		return unrecorded("", r.protocol())
 	}
 	p, rej := parse(r)
@@ -174,7 +174,7 @@ func (s *Service) Refuse(ctx context.Context, r Request, refusal Refusal, reason
 		err = x.add(x.requested(r, nil))
 	}
 	if err != nil {
-		s.p.Log.Error("refusal not recorded", "refusal", refusal, "err", err)
+		s.p.Logger.Error("refusal not recorded", "refusal", refusal, "err", err)
 		return Outcome{Kind: Refused, Refusal: refusal, Protocol: r.protocol()}
 	}
 	return x.refuse(ctx, refusal, reason)

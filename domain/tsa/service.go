@@ -81,7 +81,7 @@ type Ports struct {
 	Rand     io.Reader
 	Signer   *rfc3161.TokenSigner
 	Recorder Recorder
-	Log      Logger
+	Logger   Logger
 	// Countersigner signs Authenticode answers with the service's key.
 	Countersigner Countersigner
 	// Gate admits a request only while the clock is within the declared
@@ -120,7 +120,7 @@ func New(cfg Config, p Ports) (*Service, error) {
 	if len(cfg.Policy) == 0 {
 		errs = append(errs, errors.New("default policy OID is empty"))
 	}
-	if p.Clock == nil || p.Serials == nil || p.IDs == nil || p.Rand == nil || p.Signer == nil || p.Recorder == nil || p.Log == nil {
+	if p.Clock == nil || p.Serials == nil || p.IDs == nil || p.Rand == nil || p.Signer == nil || p.Recorder == nil || p.Logger == nil {
 		errs = append(errs, errors.New("every port must be set"))
 	}
 	if cfg.Authenticode && p.Countersigner == nil {

@@ -131,7 +131,7 @@ func newServiceWith(t testing.TB, rec tsa.Recorder, adjust func(*tsa.Config, *ts
 		Rand:     mrand.New(mrand.NewSource(3)),
 		Signer:   signer,
 		Recorder: rec,
-		Log:      &nopLog{},
+		Logger:   &nopLog{},
 	}
 	if adjust != nil {
 		adjust(&cfg, &ports)
