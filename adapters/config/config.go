@@ -103,6 +103,9 @@ type Service struct {
 	// to one. Without a policy map every request goes to chain "default".
 	Chains    map[string][]FilterSpec `yaml:"chains,omitempty" json:"chains,omitempty"`
 	PolicyMap []Rule                  `yaml:"policyMap,omitempty" json:"policyMap,omitempty"`
+
+	// parsed is what validation read, when it found no problem.
+	parsed *Parsed
 }
 
 // Signer names the key that signs a service's tokens: a PEM key file

@@ -24,20 +24,6 @@ const (
 	filterOptionTypeKeyName = "type"
 )
 
-// filterOptions lists the options each filter type takes.
-var filterOptions = map[string][]string{
-	FilterNonceRequired:    {"minBytes"},
-	FilterCertReq:          {},
-	FilterRequestSize:      {"max"},
-	FilterClientIP:         {"allow", "deny"},
-	FilterTLSClientCert:    {"caFile", "intermediatesFile"},
-	FilterAuthorizeByName:  {"names"},
-	FilterAuthorizeByAuthn: {},
-	FilterAPIKey:           {"keys"},
-	FilterRateLimit:        {"rate", "burst", "maxClients"},
-	FilterForward:          {"url", "timeout", "caFile"},
-}
-
 // FilterSpec is one filter of a chain: its type and that type's options.
 type FilterSpec struct {
 	Type string `yaml:"type" json:"type"`
@@ -86,7 +72,7 @@ func (f *FilterSpec) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*f = FilterSpec(v)
-	allowed, known := filterOptions[f.Type]
+	allowed, known := filterOptions(f.Type)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key := n.Content[i].Value
 		if key == filterOptionTypeKeyName || !known {
@@ -107,9 +93,18 @@ func optionList(opts []string) string {
 	return strings.Join(opts, ", ")
 }
 
+// filterOptions lists the options a filter type takes.
+func filterOptions(typ string) ([]string, bool) {
+	if typ == FilterForward {
+		return []string{"url", "timeout", "caFile"}, true
+	}
+	k, ok := filterKinds[typ]
+	return k.options, ok
+}
+
 func filterTypes() string {
-	names := make([]string, 0, len(filterOptions))
-	for n := range filterOptions {
+	names := []string{FilterForward}
+	for n := range filterKinds {
 		names = append(names, n)
 	}
 	sort.Strings(names)

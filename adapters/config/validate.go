@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
@@ -108,15 +107,21 @@ func (s *Server) validate(p *problems) {
 }
 
 func (s *Service) validate(p *problems, at string) {
-	if _, err := ParseOID(s.Policy); err != nil {
+	before := len(p.list)
+	parsed := &Parsed{Chains: map[string]ParsedChain{}}
+	policy, err := ParseOID(s.Policy)
+	if err != nil {
 		p.add("%s: policy: %v", at, err)
 	}
+	parsed.Policy = policy
 	seen := map[string]bool{s.Policy: true}
 	for _, a := range s.AcceptedPolicies {
-		if _, err := ParseOID(a); err != nil {
+		if oid, err := ParseOID(a); err != nil {
 			p.add("%s: acceptedPolicies: %v", at, err)
 		} else if seen[a] {
 			p.add("%s: acceptedPolicies: %s is listed twice (the default policy is always accepted)", at, a)
+		} else {
+			parsed.AcceptedPolicies = append(parsed.AcceptedPolicies, oid)
 		}
 		seen[a] = true
 	}
@@ -129,8 +134,10 @@ func (s *Service) validate(p *problems, at string) {
 		p.add("%s: signer needs key and cert, or pkcs11", at)
 	}
 	for _, h := range s.Hashes {
-		if _, ok := rfc3161.HashByName(h); !ok {
+		if alg, ok := rfc3161.HashByName(h); !ok {
 			p.add("%s: hashes: unknown hash %q", at, h)
+		} else {
+			parsed.Hashes = append(parsed.Hashes, alg)
 		}
 	}
 	if s.Accuracy != nil && *s.Accuracy < 0 {
@@ -140,14 +147,17 @@ func (s *Service) validate(p *problems, at string) {
 		p.add("%s: precision must be between 1ns and 1s", at)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Chains)) {
-		chain := s.Chains[name]
 		if name == "" {
 			p.add("%s: chains: a chain needs a name", at)
 		}
-		validateChain(p, fmt.Sprintf("%s: chains.%s", at, name), chain)
+		parsed.Chains[name] = parseChain(p, fmt.Sprintf("%s: chains.%s", at, name), s.Chains[name])
 	}
 	if len(s.PolicyMap) == 0 {
-		if _, ok := s.Chains[DefaultChain]; !ok && len(s.Chains) > 0 {
+		_, ok := s.Chains[DefaultChain]
+		switch {
+		case ok:
+			parsed.Rules = []ParsedRule{{Name: "default", Chain: DefaultChain}}
+		case len(s.Chains) > 0:
 			p.add("%s: without a policyMap every request goes to chain %q, which is not defined", at, DefaultChain)
 		}
 	}
@@ -159,87 +169,36 @@ func (s *Service) validate(p *problems, at string) {
 		if _, ok := s.Chains[r.Chain]; !ok {
 			p.add("%s: chain %q is not defined", rat, r.Chain)
 		}
-		for _, fp := range [][2]string{{"path", r.Path}, {"policy", r.Policy}, {"client", r.Client}, {"source", r.Source}, {"protocol", r.Protocol}} {
-			if _, err := CompilePattern(fp[1]); err != nil {
-				p.add("%s: %s: %v", rat, fp[0], err)
+		pr := ParsedRule{Name: r.Name, Chain: r.Chain}
+		for _, fp := range []struct {
+			name, pattern string
+			re            **regexp.Regexp
+		}{{"path", r.Path, &pr.Path}, {"policy", r.Policy, &pr.Policy}, {"client", r.Client, &pr.Client}, {"source", r.Source, &pr.Source}, {"protocol", r.Protocol, &pr.Protocol}} {
+			re, err := CompilePattern(fp.pattern)
+			if err != nil {
+				p.add("%s: %s: %v", rat, fp.name, err)
 			}
+			*fp.re = re
 		}
+		parsed.Rules = append(parsed.Rules, pr)
+	}
+	if len(p.list) == before {
+		s.parsed = parsed
 	}
 }
 
-func validateChain(p *problems, at string, chain []FilterSpec) {
+// parseChain checks a chain's filters and reads each into its spec.
+func parseChain(p *problems, at string, chain []FilterSpec) ParsedChain {
+	var out ParsedChain
 	authenticated := false
-	for i, f := range chain {
+	for i := range chain {
+		f := &chain[i]
 		fat := fmt.Sprintf("%s[%d] %s", at, i, f.Type)
 		for _, msg := range f.problems {
 			p.add("%s: %s", fat, msg)
 		}
-		switch f.Type {
-		case FilterNonceRequired:
-			if f.MinBytes < 0 || f.MinBytes > 64 {
-				p.add("%s: minBytes must be between 0 and 64", fat)
-			}
-		case FilterCertReq, FilterAuthorizeByAuthn:
-		case FilterRequestSize:
-			if f.Max <= 0 {
-				p.add("%s: max must be a positive number of bytes", fat)
-			}
-		case FilterClientIP:
-			if len(f.Allow) == 0 && len(f.Deny) == 0 {
-				p.add("%s: needs allow or deny (CIDR prefixes)", fat)
-			}
-			for _, c := range append(append([]string{}, f.Allow...), f.Deny...) {
-				if _, err := ParsePrefix(c); err != nil {
-					p.add("%s: %v", fat, err)
-				}
-			}
-		case FilterTLSClientCert:
-			if f.CAFile == "" {
-				p.add("%s: caFile (the CA certificates client certificates must chain to) is needed", fat)
-			}
-			authenticated = true
-		case FilterAPIKey:
-			if len(f.Keys) == 0 {
-				p.add("%s: keys: at least one key is needed", fat)
-			}
-			names := map[string]bool{}
-			for j, k := range f.Keys {
-				if k.Name == "" {
-					p.add("%s: keys[%d]: name is empty", fat, j)
-				} else if names[k.Name] {
-					p.add("%s: keys[%d]: name %q is listed twice", fat, j, k.Name)
-				}
-				names[k.Name] = true
-				if _, err := filter.ParseAPIKeyHash(k.SHA256); err != nil {
-					p.add("%s: keys[%d] %s: sha256: %v (store the key's digest, never the key: tsactl apikey)", fat, j, k.Name, err)
-				}
-			}
-			authenticated = true
-		case FilterAuthorizeByName:
-			if len(f.Names) == 0 {
-				p.add("%s: names: at least one rule is needed", fat)
-			}
-			for j, r := range f.Names {
-				if r.Subject == "" && r.SAN == "" {
-					p.add("%s: names[%d]: needs subject or san", fat, j)
-				}
-				for _, fp := range [][2]string{{"subject", r.Subject}, {"san", r.SAN}} {
-					if _, err := CompilePattern(fp[1]); err != nil {
-						p.add("%s: names[%d]: %s: %v", fat, j, fp[0], err)
-					}
-				}
-			}
-		case FilterRateLimit:
-			if f.Rate <= 0 {
-				p.add("%s: rate (requests per second) must be positive", fat)
-			}
-			if f.Burst < 1 {
-				p.add("%s: burst must be at least 1", fat)
-			}
-			if f.MaxClients < 0 {
-				p.add("%s: maxClients must not be negative", fat)
-			}
-		case FilterForward:
+		switch kind, known := filterKinds[f.Type]; {
+		case f.Type == FilterForward:
 			u, err := url.Parse(f.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				p.add("%s: url %q is not an http(s) URL", fat, f.URL)
@@ -250,15 +209,24 @@ func validateChain(p *problems, at string, chain []FilterSpec) {
 			if i != len(chain)-1 {
 				p.add("%s: forward answers the request, so it must be the last filter of its chain", fat)
 			}
-		case "":
+			out.Forward = &Forward{URL: f.URL, Timeout: f.Timeout.D(), CAFile: f.CAFile}
+		case f.Type == "":
 			p.add("%s: filter without a type (one of %s)", fat, filterTypes())
-		default:
+		case !known:
 			p.add("%s: unknown filter type (one of %s)", fat, filterTypes())
+		default:
+			out.Filters = append(out.Filters, kind.parse(f, p, fat))
 		}
-		if (f.Type == FilterAuthorizeByName || f.Type == FilterAuthorizeByAuthn) && !authenticated {
-			p.add("%s: needs an authentication filter (tls-client-cert or api-key) before it", fat)
+		switch f.Type {
+		case FilterTLSClientCert, FilterAPIKey:
+			authenticated = true
+		case FilterAuthorizeByName, FilterAuthorizeByAuthn:
+			if !authenticated {
+				p.add("%s: needs an authentication filter (tls-client-cert or api-key) before it", fat)
+			}
 		}
 	}
+	return out
 }
 
 // CompilePattern compiles a policy-map or name pattern, anchored at both

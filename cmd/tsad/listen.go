@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/chronolog/chronolog/adapters/config"
 )
@@ -53,4 +55,17 @@ func tlsConfig(t *config.TLS) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
+}
+
+// readPool reads the CA certificates client certificates must chain to.
+func readPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

@@ -4,14 +4,11 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -110,17 +107,11 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	policy, _ := config.ParseOID(sc.Policy)
-	var accepted []asn1.ObjectIdentifier
-	for _, a := range sc.AcceptedPolicies {
-		oid, _ := config.ParseOID(a)
-		accepted = append(accepted, oid)
+	parsed := sc.Parsed()
+	if parsed == nil {
+		return nil, []string{"the configuration was not checked"}
 	}
-	var hashes []rfc3161.HashAlgorithm
-	for _, h := range sc.Hashes {
-		alg, _ := rfc3161.HashByName(h)
-		hashes = append(hashes, alg)
-	}
+	policy, accepted, hashes := parsed.Policy, parsed.AcceptedPolicies, parsed.Hashes
 
 	key, err := loadServiceKey(sc, w)
 	if err != nil {
@@ -128,7 +119,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	} else {
 		g.closers = append(g.closers, key)
 	}
-	rules, ruleProblems := g.buildRules(sc, w.now)
+	rules, ruleProblems := g.buildRules(parsed)
 	problems = append(problems, ruleProblems...)
 	if key == nil {
 		return nil, problems
@@ -209,125 +200,37 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 }
 
 // buildRules makes the policy map: each rule with the filters of its chain.
-func (g *generation) buildRules(sc config.Service, now time.Time) ([]tsa.Rule, []string) {
+func (g *generation) buildRules(parsed *config.Parsed) ([]tsa.Rule, []string) {
 	var problems []string
 	chains := map[string]filter.Chain{}
 	upstreams := map[string]tsa.Upstream{}
-	for name, specs := range sc.Chains {
+	for name, pc := range parsed.Chains {
 		var chain filter.Chain
-		for i, spec := range specs {
-			if spec.Type == config.FilterForward {
-				up, err := upstream.New(upstream.Config{URL: spec.URL, Timeout: spec.Timeout.D(), CAFile: spec.CAFile})
-				if err != nil {
-					problems = append(problems, fmt.Sprintf("chains.%s[%d] forward: %v", name, i, err))
-					continue
-				}
-				g.closers = append(g.closers, up)
-				upstreams[name] = up
-				continue
-			}
-			f, err := buildFilter(spec)
+		for i, spec := range pc.Filters {
+			f, err := filter.New(spec, softkey.ReadCertificates)
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("chains.%s[%d] %s: %v", name, i, spec.Type, err))
+				problems = append(problems, fmt.Sprintf("chains.%s[%d]: %v", name, i, err))
 				continue
 			}
 			chain = append(chain, f)
 		}
 		chains[name] = chain
-	}
-	if len(sc.PolicyMap) == 0 {
-		if len(sc.Chains) == 0 {
-			return nil, problems
+		if fw := pc.Forward; fw != nil {
+			up, err := upstream.New(upstream.Config{URL: fw.URL, Timeout: fw.Timeout, CAFile: fw.CAFile})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("chains.%s forward: %v", name, err))
+				continue
+			}
+			g.closers = append(g.closers, up)
+			upstreams[name] = up
 		}
-		return []tsa.Rule{{Name: "default", Chain: config.DefaultChain, Filters: chains[config.DefaultChain], Upstream: upstreams[config.DefaultChain]}}, problems
 	}
 	var rules []tsa.Rule
-	for _, r := range sc.PolicyMap {
-		rule := tsa.Rule{Name: r.Name, Chain: r.Chain, Filters: chains[r.Chain], Upstream: upstreams[r.Chain]}
-		rule.Path, _ = config.CompilePattern(r.Path)
-		rule.Policy, _ = config.CompilePattern(r.Policy)
-		rule.Client, _ = config.CompilePattern(r.Client)
-		rule.Source, _ = config.CompilePattern(r.Source)
-		rule.Protocol, _ = config.CompilePattern(r.Protocol)
-		rules = append(rules, rule)
+	for _, r := range parsed.Rules {
+		rules = append(rules, tsa.Rule{Name: r.Name, Chain: r.Chain, Filters: chains[r.Chain], Upstream: upstreams[r.Chain],
+			Path: r.Path, Policy: r.Policy, Client: r.Client, Source: r.Source, Protocol: r.Protocol})
 	}
 	return rules, problems
-}
-
-// buildFilter makes one filter from its (validated) specification.
-func buildFilter(spec config.FilterSpec) (filter.Filter, error) {
-	switch spec.Type {
-	case config.FilterNonceRequired:
-		return filter.NewNonceRequired(spec.MinBytes), nil
-	case config.FilterCertReq:
-		return filter.NewCertReqForced(), nil
-	case config.FilterRequestSize:
-		return filter.NewRequestSize(spec.Max), nil
-	case config.FilterClientIP:
-		var allow, deny []netip.Prefix
-		for _, c := range spec.Allow {
-			p, _ := config.ParsePrefix(c)
-			allow = append(allow, p)
-		}
-		for _, c := range spec.Deny {
-			p, _ := config.ParsePrefix(c)
-			deny = append(deny, p)
-		}
-		return filter.NewClientIP(allow, deny)
-	case config.FilterTLSClientCert:
-		roots, err := readPool(spec.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		var inter []*x509.Certificate
-		if spec.IntermediatesFile != "" {
-			if inter, err = softkey.ReadCertificates(spec.IntermediatesFile); err != nil {
-				return nil, err
-			}
-		}
-		return filter.NewTLSClientCert(roots, inter), nil
-	case config.FilterAuthorizeByName:
-		var rules []filter.NameRule
-		for _, n := range spec.Names {
-			var r filter.NameRule
-			r.Subject, _ = config.CompilePattern(n.Subject)
-			r.SAN, _ = config.CompilePattern(n.SAN)
-			rules = append(rules, r)
-		}
-		return filter.NewAuthorizeByName(rules), nil
-	case config.FilterAuthorizeByAuthn:
-		return filter.NewAuthorizeByAuthentication(), nil
-	case config.FilterAPIKey:
-		var keys []filter.APIKey
-		for _, k := range spec.Keys {
-			sum, err := filter.ParseAPIKeyHash(k.SHA256)
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, filter.APIKey{Name: k.Name, SHA256: sum})
-		}
-		return filter.NewAPIKeys(keys)
-	case config.FilterRateLimit:
-		max := spec.MaxClients
-		if max == 0 {
-			max = 100000
-		}
-		return filter.NewRateLimit(spec.Rate, spec.Burst, max)
-	}
-	return nil, fmt.Errorf("unknown filter type %q", spec.Type)
-}
-
-// readPool reads the CA certificates client certificates must chain to.
-func readPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 func (g *generation) close() {
