@@ -396,7 +396,7 @@ func (w *Writer) recordCheckpoint(ctx context.Context) {
 	if w.up() {
 		w.p.Logger.Info("transparency log writer recovered", "op", "read the checkpoint")
 	}
-	cp, err := parseSignedCheckpoint(signed)
+	cp, err := ParseSignedCheckpoint(signed)
 	if err != nil {
 		w.p.Logger.Error("the log published a checkpoint that does not parse", "err", err)
 		return
@@ -497,21 +497,3 @@ func SameLeaf(ctx context.Context, l interface {
 // ErrConflict is wrapped by Log.Append when the log holds another leaf at
 // the index, or is shorter than it: retrying cannot mend that.
 var ErrConflict = errors.New("translog: the log disagrees with the writer")
-
-func parseSignedCheckpoint(signed []byte) (Checkpoint, error) {
-	// The writer trusts its own log's signature; auditors verify it.
-	i := indexBlankLine(signed)
-	if i < 0 {
-		return Checkpoint{}, fmt.Errorf("%w: not a signed note", ErrBadCheckpoint)
-	}
-	return ParseCheckpoint(signed[:i+1])
-}
-
-func indexBlankLine(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\n' && b[i+1] == '\n' {
-			return i
-		}
-	}
-	return -1
-}
