@@ -111,7 +111,7 @@ func (a *LogAPI) checkpoints(w http.ResponseWriter, r *http.Request) {
 			apiError(w, http.StatusInternalServerError, "checkpoint event at %d does not decode: %v", e.Position, err)
 			return
 		}
-		parsed, err := translog.ParseCheckpoint(bodyOf(cp.Note))
+		parsed, err := translog.ParseSignedCheckpoint([]byte(cp.Note))
 		if err != nil {
 			apiError(w, http.StatusInternalServerError, "checkpoint event at %d: %v", e.Position, err)
 			return
@@ -350,19 +350,11 @@ func (a *LogAPI) latest(ctx context.Context) ([]byte, translog.Checkpoint, error
 	if err != nil {
 		return nil, translog.Checkpoint{}, fmt.Errorf("the log is unavailable: %w", err)
 	}
-	cp, err := translog.ParseCheckpoint(bodyOf(string(signed)))
+	cp, err := translog.ParseSignedCheckpoint(signed)
 	if err != nil {
 		return nil, translog.Checkpoint{}, err
 	}
 	return signed, cp, nil
-}
-
-// bodyOf is a signed note's text: everything up to the blank line.
-func bodyOf(signed string) []byte {
-	if i := strings.Index(signed, "\n\n"); i >= 0 {
-		return []byte(signed[:i+1])
-	}
-	return []byte(signed)
 }
 
 func wireEvent(e eventstore.RecordedEvent) logwire.Event {

@@ -189,7 +189,7 @@ func benchWorker(ctx context.Context, c *benchConn, m *queryMaker, r *benchResul
 		case err != nil:
 			r.errs["bad reply: "+err.Error()]++
 		case resp.Token == nil:
-			r.errs["not granted: "+describeStatus(resp)]++
+			r.errs["not granted: "+resp.Describe()]++
 		case nonce != nil && !bytes.Contains(resp.Token, want):
 			r.errs["token does not echo the nonce"]++
 		case digest != nil && !bytes.Contains(resp.Token, digest):

@@ -196,7 +196,7 @@ func calibrateOnce(c *http.Client, stamps *stampTransport, url string, alg rfc31
 		s.Err = "bad reply: " + err.Error()
 		return s
 	}
-	s.Status = describeStatus(resp)
+	s.Status = resp.Describe()
 	if resp.Token == nil {
 		s.Err = "not granted: " + s.Status
 		return s

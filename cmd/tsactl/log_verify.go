@@ -106,7 +106,7 @@ func readToken(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is neither a TimeStampResp nor a token: %w", path, err)
 	}
 	if resp.Token == nil {
-		return nil, fmt.Errorf("%s: not granted: %s", path, describeStatus(resp))
+		return nil, fmt.Errorf("%s: not granted: %s", path, resp.Describe())
 	}
 	return resp.Token, nil
 }

@@ -96,7 +96,7 @@ func runRequest(args []string) error {
 	if err != nil {
 		return fmt.Errorf("reply saved to %s but it is not a TimeStampResp: %w", *out, err)
 	}
-	fmt.Printf("query: %s\nreply: %s\nstatus: %s\n", *queryOut, *out, describeStatus(resp))
+	fmt.Printf("query: %s\nreply: %s\nstatus: %s\n", *queryOut, *out, resp.Describe())
 	if resp.Token == nil {
 		return fmt.Errorf("not granted")
 	}
@@ -130,21 +130,6 @@ func post(c *http.Client, url string, der []byte, bearer string) ([]byte, error)
 		return nil, fmt.Errorf("%s: reply content type %q", url, ct)
 	}
 	return body, nil
-}
-
-func describeStatus(r *rfc3161.TimeStampResp) string {
-	names := map[rfc3161.PKIStatus]string{0: "granted", 1: "grantedWithMods", 2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
-	s := names[r.Status]
-	if s == "" {
-		s = "status " + strconv.Itoa(int(r.Status))
-	}
-	if r.FailInfo != nil {
-		s += " (" + r.FailInfo.String() + ")"
-	}
-	if len(r.StatusString) > 0 {
-		s += ": " + strings.Join(r.StatusString, "; ")
-	}
-	return s
 }
 
 func hashFile(path string, alg rfc3161.HashAlgorithm) ([]byte, error) {

@@ -42,7 +42,7 @@ func runVerify(args []string) error {
 			return fmt.Errorf("%s: %w", *in, err)
 		}
 		if resp.Token == nil {
-			return fmt.Errorf("%s: not granted: %s", *in, describeStatus(resp))
+			return fmt.Errorf("%s: not granted: %s", *in, resp.Describe())
 		}
 		token = resp.Token
 	}
