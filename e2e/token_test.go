@@ -74,7 +74,7 @@ func TestTokenFields(t *testing.T) {
 			if ts.Accuracy.Seconds() != 1 {
 				t.Fatalf("digitorus reads accuracy %s, want 1s", ts.Accuracy)
 			}
-			if ts.Certificates == nil || len(ts.Certificates) == 0 {
+			if len(ts.Certificates) == 0 {
 				t.Fatal("certReq was true but the token carries no certificate")
 			}
 		})

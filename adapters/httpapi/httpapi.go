@@ -393,11 +393,11 @@ func (h *Handler) serveHealth(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprintf(w, "clock: not synchronised: %s\n", a.Reason)
 			return
 		}
-		io.WriteString(w, "ok\n")
+		fmt.Fprint(w, "ok\n")
 		fmt.Fprintf(w, "clock: synchronised within %v at %s (%d of %d sources agree)\n",
 			a.Bound.Round(time.Microsecond), a.At.Format(time.RFC3339), a.Agreeing, a.Sources)
 	} else {
-		io.WriteString(w, "ok\n")
+		fmt.Fprint(w, "ok\n")
 	}
 	if h.cfg.LogStatus == nil {
 		return

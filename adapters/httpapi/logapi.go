@@ -385,5 +385,5 @@ func writeJSON(w http.ResponseWriter, v any) {
 func apiError(w http.ResponseWriter, status int, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(logwire.Problem{Error: fmt.Sprintf(format, args...)})
+	_ = json.NewEncoder(w).Encode(logwire.Problem{Error: fmt.Sprintf(format, args...)})
 }

@@ -75,7 +75,7 @@ func (h *Handler) guard(rt Route) http.Handler {
 func problem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
+	_ = json.NewEncoder(w).Encode(struct {
 		Status int    `json:"status"`
 		Title  string `json:"title"`
 		Detail string `json:"detail"`

@@ -350,7 +350,7 @@ func orEmpty[T any](s []T) []T {
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // fail answers 500 for a read store's error; the read side never writes

@@ -580,7 +580,7 @@ func (c *conn) closeAfterAnswer() {
 		return
 	}
 	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
-	io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerBytes))
 	c.nc.Close()
 }
 

@@ -225,8 +225,9 @@ func (m *queryMaker) next() (query, digest, nonce []byte) {
 	}
 	digest = m.template[m.digestAt : m.digestAt+m.digestLen]
 	nonce = m.template[m.nonceAt : m.nonceAt+benchNonceLen]
-	m.rng.Read(digest)
-	m.rng.Read(nonce)
+	// A math/rand source: Read never fails.
+	_, _ = m.rng.Read(digest)
+	_, _ = m.rng.Read(nonce)
 	nonce[0] = nonce[0]&0x7f | 0x01
 	return m.template, digest, nonce
 }

@@ -361,15 +361,19 @@ const rfc3339Nano = "2006-01-02T15:04:05.000000000Z07:00"
 // ts_minus_tq_ms are empty for a failed query.
 func writeCalibrationCSV(w io.Writer, samples []calSample) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"index", "tq", "tr", "ts", "ts_minus_tq_ms", "tr_minus_tq_ms", "status", "serial", "error"})
+	if err := cw.Write([]string{"index", "tq", "tr", "ts", "ts_minus_tq_ms", "tr_minus_tq_ms", "status", "serial", "error"}); err != nil {
+		return err
+	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	for _, s := range samples {
 		ts, tsq := "", ""
 		if s.ok() {
 			ts, tsq = s.Ts.UTC().Format(rfc3339Nano), f(ms(s.tsMinusTq()))
 		}
-		cw.Write([]string{strconv.Itoa(s.Index), s.Tq.UTC().Format(rfc3339Nano), s.Tr.UTC().Format(rfc3339Nano),
-			ts, tsq, f(ms(s.trMinusTq())), s.Status, s.Serial, s.Err})
+		if err := cw.Write([]string{strconv.Itoa(s.Index), s.Tq.UTC().Format(rfc3339Nano), s.Tr.UTC().Format(rfc3339Nano),
+			ts, tsq, f(ms(s.trMinusTq())), s.Status, s.Serial, s.Err}); err != nil {
+			return err
+		}
 	}
 	cw.Flush()
 	return cw.Error()

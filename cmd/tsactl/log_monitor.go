@@ -195,9 +195,13 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("state %s: %w", path, err)
 	}
 	// The rename is durable once the directory is.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("state %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("state %s: the rename may not survive a crash: %w", path, err)
 	}
 	return nil
 }

@@ -175,7 +175,7 @@ func compareWithLive(ctx context.Context, st *sqlite.Store, s *projections.Store
 	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS live`, "file:"+livePath+"?mode=ro"); err != nil {
 		return nil, fmt.Errorf("attach %s: %w", livePath, err)
 	}
-	defer conn.ExecContext(context.Background(), `DETACH DATABASE live`)
+	defer func() { _, _ = conn.ExecContext(context.Background(), `DETACH DATABASE live`) }()
 	for range 10 {
 		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
@@ -183,16 +183,17 @@ func compareWithLive(ctx context.Context, st *sqlite.Store, s *projections.Store
 		}
 		var live uint64
 		err = tx.QueryRowContext(ctx, `SELECT position FROM live.checkpoint WHERE projection = ?`, s.Name()).Scan(&live)
+		// The transactions only read: rolling back loses nothing.
 		if err != nil {
-			tx.Rollback()
+			_ = tx.Rollback()
 			return nil, fmt.Errorf("the live %s's checkpoint: %w", s.Name(), err)
 		}
 		if live == s.Checkpoint() {
 			diffs, err := compareTables(ctx, tx)
-			tx.Rollback()
+			_ = tx.Rollback()
 			return diffs, err
 		}
-		tx.Rollback()
+		_ = tx.Rollback()
 		if live < s.Checkpoint() {
 			return nil, fmt.Errorf("the live %s stands at %d, behind the rebuilt one at %d: is its projection stopped?", s.Name(), live, s.Checkpoint())
 		}

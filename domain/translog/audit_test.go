@@ -121,7 +121,7 @@ func buildLog(t *testing.T, signer note.Signer, segmentEvents int, reqs []reques
 	}
 	for _, e := range stream {
 		pending = append(pending, e)
-		seg, full, err := sealer.Add(Event{Position: e.Position, Type: e.Type, Payload: e.Payload})
+		seg, full, err := sealer.Add(Event(e))
 		if err != nil {
 			t.Fatal(err)
 		}

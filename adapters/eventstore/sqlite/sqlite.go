@@ -169,15 +169,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.ReadOnly {
 		if err := s.openReadOnly(ctx, cfg); err != nil {
-			s.release()
-			return nil, err
+			return nil, errors.Join(err, s.release())
 		}
 		close(s.writerDone)
 		return s, nil
 	}
 	if err := s.open(ctx, cfg); err != nil {
-		s.release()
-		return nil, err
+		return nil, errors.Join(err, s.release())
 	}
 	go s.writer()
 	return s, nil

@@ -44,11 +44,11 @@ func readIdentity(ctx *p11.Ctx, sh p11.SessionHandle, obj p11.ObjectHandle) (ide
 	id := identity{label: string(a[p11.CKA_LABEL]), id: a[p11.CKA_ID]}
 	switch kt {
 	case p11.CKK_RSA:
-		a, err := attributes(ctx, sh, obj, p11.CKA_MODULUS, p11.CKA_PUBLIC_EXPONENT)
-		if err != nil {
+		var ra map[uint][]byte
+		if ra, err = attributes(ctx, sh, obj, p11.CKA_MODULUS, p11.CKA_PUBLIC_EXPONENT); err != nil {
 			return identity{}, fmt.Errorf("read the RSA key's modulus and exponent: %w", err)
 		}
-		id.pub, err = rsaPublic(a[p11.CKA_MODULUS], a[p11.CKA_PUBLIC_EXPONENT])
+		id.pub, err = rsaPublic(ra[p11.CKA_MODULUS], ra[p11.CKA_PUBLIC_EXPONENT])
 	case p11.CKK_EC, ckkECEdwards:
 		id.pub, err = curvePublic(ctx, sh, obj, kt, id)
 	default:
@@ -162,7 +162,7 @@ func edwardsPublic(params, point []byte) (ed25519.PublicKey, error) {
 	var name string
 	if _, err := asn1.Unmarshal(params, &oid); err == nil {
 		if !oid.Equal(oidEd25519) {
-			return nil, fmt.Errorf("Edwards curve %v is not Ed25519", oid)
+			return nil, fmt.Errorf("the Edwards curve %v is not Ed25519", oid)
 		}
 	} else if _, err := asn1.UnmarshalWithParams(params, &name, "printable"); err != nil || name != "edwards25519" {
 		return nil, fmt.Errorf("CKA_EC_PARAMS %x names no Edwards curve Chronolog knows (Ed25519)", params)
