@@ -47,6 +47,12 @@ type session struct {
 	obj   p11.ObjectHandle
 	gen   uint64
 	epoch uint64
+
+	// Scratch space of the one goroutine using the session: what C_Sign
+	// signs when the adapter builds it (a DigestInfo), and an ECDSA r||s
+	// before it becomes DER.
+	in  [digestInfoMax]byte
+	raw [ecdsaRawMax]byte
 }
 
 // binding is what bind sets up: the sessions of a pool and what the key
