@@ -30,13 +30,14 @@ import (
 
 const hsmUsage = `usage: tsactl hsm <step> [flags]
 
-steps (each is recorded in the event store under --data, stream tsa-keys):
+steps (keygen, import-cert and retire are recorded in the event store under --data, stream tsa-keys):
   init-token   initialise a token and its user PIN (SoftHSM2, for development)
   keygen       make a signing key in a token: non-extractable, sensitive, sign-only
   csr          a PKCS#10 request for a key, asking for the critical timeStamping EKU
   import-cert  store the key's certificate in the token, beside the key
   list         the token's keys, their attributes as the token reports them, and certificates
   retire       record that a key signs no more
+  speed        how fast a key signs with no server around it, and its CPU per signature
 
 The PIN comes from --pin-env VAR, --pin-file FILE or --pin-prompt; never from a flag's value.
 `
@@ -53,6 +54,7 @@ func runHSM(args []string) error {
 		"import-cert": hsmImportCert,
 		"list":        hsmList,
 		"retire":      hsmRetire,
+		"speed":       hsmSpeed,
 	}
 	step, ok := steps[args[0]]
 	if !ok {
