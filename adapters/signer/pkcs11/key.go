@@ -2,6 +2,7 @@ package pkcs11
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,9 @@ type Key struct {
 	pub   crypto.PublicKey
 	id    []byte
 	label string
+	// ecSize is the length of r and of s of an ECDSA key, 0 for others:
+	// Curve.Params on every Sign showed in the profile.
+	ecSize int
 
 	pool chan *session
 
@@ -90,6 +94,9 @@ func Open(cfg Config) (*Key, error) {
 			return err
 		}
 		k.pub, k.id, k.label = b.ident.pub, b.ident.id, b.ident.label
+		if ec, ok := k.pub.(*ecdsa.PublicKey); ok {
+			k.ecSize = (ec.Curve.Params().BitSize + 7) / 8
+		}
 		k.attach(m, b)
 		return nil
 	})

@@ -67,8 +67,7 @@ func (k *Key) request(digest []byte, opts crypto.SignerOpts) (request, error) {
 		if hash == 0 || len(digest) != hash.Size() {
 			return request{}, fmt.Errorf("ECDSA signs a digest: %d bytes given for %v", len(digest), hash)
 		}
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		return request{mech: mech{typ: p11.CKM_ECDSA}, input: digest, ecSize: size, sigLen: 2 * size}, nil
+		return request{mech: mech{typ: p11.CKM_ECDSA}, input: digest, ecSize: k.ecSize, sigLen: 2 * k.ecSize}, nil
 	case *rsa.PublicKey:
 		if len(digest) != hash.Size() || hash.Size() == 0 {
 			return request{}, fmt.Errorf("RSA signs a digest: %d bytes given for %v", len(digest), hash)
