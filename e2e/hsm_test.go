@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -10,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -354,5 +358,40 @@ func TestHSMOutageFailsClosed(t *testing.T) {
 	}
 	if issued < 2 {
 		t.Fatalf("record: %d tokens issued, want the one before and the one after", issued)
+	}
+}
+
+// TestHSMSpeed: tsactl hsm speed reports how fast a key in the token signs
+// with nothing around it, and a software key of the same type measured the
+// same way, each with its CPU time per signature.
+func TestHSMSpeed(t *testing.T) {
+	tok := newHSMToken(t, "chronolog-e2e-speed")
+	tok.tsactl(t, "keygen", "--label", "tsa", "--type", "ecdsa-p256", "--data", t.TempDir())
+	soft, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(soft)
+	softFile := filepath.Join(t.TempDir(), "soft.key")
+	if err := os.WriteFile(softFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := tok.tsactl(t, "speed", "--key", "tsa", "--sessions", "2", "--duration", "200ms", "--soft-key", softFile)
+	figures := regexp.MustCompile(`(?m)^(token|software) ecdsa-p256: [^\n]*: ([0-9]+) signatures/s, [0-9.]+ cores, ([0-9.]+) µs CPU per signature$`)
+	found := figures.FindAllStringSubmatch(out, -1)
+	if len(found) != 2 || found[0][1] != "token" || found[1][1] != "software" {
+		t.Fatalf("want a token line and a software line with signatures/s and CPU per signature:\n%s", out)
+	}
+	for _, f := range found {
+		rate, _ := strconv.ParseFloat(f[2], 64)
+		cpu, _ := strconv.ParseFloat(f[3], 64)
+		// A P-256 signature costs microseconds to milliseconds of CPU,
+		// whatever the machine; zero or seconds would be a broken count.
+		if rate <= 0 || cpu < 1 || cpu > 100_000 {
+			t.Errorf("%s: %s signatures/s at %s µs CPU each:\n%s", f[1], f[2], f[3], out)
+		}
+	}
+	if !strings.Contains(out, "2 sessions") {
+		t.Errorf("--sessions 2 not honoured:\n%s", out)
 	}
 }

@@ -41,6 +41,7 @@ its store, creating it if new, before they change the token):
   import-cert  store the key's certificate in the token, beside the key
   list         the token's keys, their attributes as the token reports them, and certificates
   retire       record that a key signs no more
+  speed        how fast a key signs with no server around it, and its CPU per signature
 
 The PIN comes from --pin-env VAR, --pin-file FILE or --pin-prompt; never from a flag's value.
 `
@@ -57,6 +58,7 @@ func runHSM(args []string) error {
 		"import-cert": hsmImportCert,
 		"list":        hsmList,
 		"retire":      hsmRetire,
+		"speed":       hsmSpeed,
 	}
 	step, ok := steps[args[0]]
 	if !ok {

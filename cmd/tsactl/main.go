@@ -18,7 +18,7 @@ commands:
   apikey         make an API key for the api-key filter, and its configuration entry
   replay         rebuild read models from the event store, to a position or a time, and check them
   export         write a period's compliance bundle (events, tokens, log proofs, timestamped manifest), or verify one
-  hsm            the signing keys' lifecycle in a PKCS#11 token: init-token, keygen, csr, import-cert, list, retire
+  hsm            the signing keys' lifecycle in a PKCS#11 token: init-token, keygen, csr, import-cert, list, retire, speed
 
 Run 'tsactl <command> -h' for its flags.
 `

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // requireLibcrypto skips where OpenSSL 3 is missing, except under CI=true,
@@ -199,5 +200,37 @@ func BenchmarkSign(b *testing.B) {
 			})
 		}
 		s.Close()
+	}
+}
+
+func TestSignForCountsWhatItSigned(t *testing.T) {
+	requireLibcrypto(t)
+	for _, name := range []string{"ecdsa-p256", "rsa-2048"} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(testKeys()[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const d = 50 * time.Millisecond
+			start := time.Now()
+			n, err := s.SignFor(3, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); n < 3 || took < d {
+				t.Errorf("SignFor(3, %v): %d signatures in %v; want at least one a thread, for at least %v", d, n, took, d)
+			}
+			// The contexts went back to the pool, and still sign.
+			if got := len(s.ctxs[crypto.SHA256].free); got < 3 {
+				t.Errorf("%d contexts back in the pool, want at least 3", got)
+			}
+			if _, err := s.Sign(nil, digestOf(crypto.SHA256, []byte("m")), crypto.SHA256); err != nil {
+				t.Error(err)
+			}
+			if _, err := s.SignFor(0, d); err == nil {
+				t.Error("SignFor with no thread: no error")
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package pkcs11
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,9 @@ type Key struct {
 	pub   crypto.PublicKey
 	id    []byte
 	label string
+	// ecSize is the length of r and of s of an ECDSA key, 0 for others:
+	// Curve.Params on every Sign showed in the profile.
+	ecSize int
 
 	pool chan *session
 
@@ -47,6 +51,12 @@ type session struct {
 	obj   p11.ObjectHandle
 	gen   uint64
 	epoch uint64
+
+	// Scratch space of the one goroutine using the session: what C_Sign
+	// signs when the adapter builds it (a DigestInfo), and an ECDSA r||s
+	// before it becomes DER.
+	in  [digestInfoMax]byte
+	raw [ecdsaRawMax]byte
 }
 
 // binding is what bind sets up: the sessions of a pool and what the key
@@ -84,6 +94,9 @@ func Open(cfg Config) (*Key, error) {
 			return err
 		}
 		k.pub, k.id, k.label = b.ident.pub, b.ident.id, b.ident.label
+		if ec, ok := k.pub.(*ecdsa.PublicKey); ok {
+			k.ecSize = (ec.Curve.Params().BitSize + 7) / 8
+		}
 		k.attach(m, b)
 		return nil
 	})

@@ -15,6 +15,7 @@ import (
 type module struct {
 	path string
 	ctx  *p11.Ctx
+	fns  functions // the same library's C_SignInit and C_Sign, called directly
 
 	// mu orders every call into the library (RLock) against C_Finalize
 	// and C_Initialize (Lock). Session and object handles from before a
@@ -56,7 +57,11 @@ func acquire(path string) (m *module, fresh bool, err error) {
 		// The library stays loaded for the life of the process:
 		// unloading one that started threads or registered exit handlers
 		// (OpenSSL does both inside SoftHSM2) can crash it later.
-		m = &module{path: real, ctx: ctx, keys: map[*Key]struct{}{}}
+		fns, err := loadFunctions(real)
+		if err != nil {
+			return nil, false, err
+		}
+		m = &module{path: real, ctx: ctx, fns: fns, keys: map[*Key]struct{}{}}
 		modules.byPath[real] = m
 	}
 	if m.refs == 0 {

@@ -2,6 +2,7 @@ package pkcs11
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	p11 "github.com/miekg/pkcs11"
@@ -19,31 +20,54 @@ func (k *Key) withSession(op func(*p11.Ctx, *session) error) error {
 	}
 	down := k.down
 	k.mu.Unlock()
-	var timer *time.Timer
+	var deadline time.Time // set by the first wait
 	for {
-		var s *session
-		select {
-		case s = <-k.pool:
-		default:
-			if timer == nil {
-				timer = time.NewTimer(k.wait)
-				defer timer.Stop()
-			}
-			select {
-			case s = <-k.pool:
-			case <-down:
-				k.mu.Lock()
-				defer k.mu.Unlock()
-				return k.unavailableLocked()
-			case <-timer.C:
-				return fmt.Errorf("%w: none of the %d sessions came free within %v", ErrBusy, k.size, k.wait)
-			}
+		s, err := k.take(down, &deadline)
+		if err != nil {
+			return err
 		}
 		if used, err := k.use(s, op); used {
 			return err
 		}
 	}
 }
+
+// take takes a session from the pool, waiting until *deadline (k.wait
+// from the first wait, which sets it) for one to come free.
+func (k *Key) take(down <-chan struct{}, deadline *time.Time) (*session, error) {
+	select {
+	case s := <-k.pool:
+		return s, nil
+	default:
+	}
+	if deadline.IsZero() {
+		*deadline = time.Now().Add(k.wait)
+	}
+	timer := timers.Get().(*time.Timer)
+	timer.Reset(time.Until(*deadline))
+	defer func() {
+		timer.Stop()
+		timers.Put(timer)
+	}()
+	select {
+	case s := <-k.pool:
+		return s, nil
+	case <-down:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return nil, k.unavailableLocked()
+	case <-timer.C:
+		return nil, fmt.Errorf("%w: none of the %d sessions came free within %v", ErrBusy, k.size, k.wait)
+	}
+}
+
+// timers are reused by the Sign calls that wait for a session: with more
+// requests in flight than sessions, most of them wait.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // use runs op on s if s is current; if not, it disposes of s and reports
 // that op did not run.

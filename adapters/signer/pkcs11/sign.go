@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 
 	p11 "github.com/miekg/pkcs11"
 )
@@ -27,83 +25,147 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	if opts == nil {
 		return nil, fmt.Errorf("pkcs11: sign with key %s: no signer options", k.cfg.selector())
 	}
-	mech, input, finish, err := k.mechanism(digest, opts)
+	r, err := k.request(digest, opts)
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: sign with key %s: %w", k.cfg.selector(), err)
 	}
 	var sig []byte
-	err = k.withSession(func(ctx *p11.Ctx, s *session) error {
-		if err := ctx.SignInit(s.h, mech, s.obj); err != nil {
-			return fmt.Errorf("C_SignInit: %w", err)
-		}
-		out, err := ctx.Sign(s.h, input)
-		if err != nil {
-			return fmt.Errorf("C_Sign: %w", err)
-		}
-		sig = out
-		return nil
+	err = k.withSession(func(_ *p11.Ctx, s *session) (err error) {
+		sig, err = r.sign(k.mod.fns, s)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pkcs11: sign with key %s on token %q: %w", k.cfg.selector(), k.cfg.Token, err)
 	}
-	if finish != nil {
-		return finish(sig)
-	}
 	return sig, nil
 }
 
-// mechanism chooses the mechanism and what it signs for the key and
-// opts, and how the token's signature becomes Go's.
-func (k *Key) mechanism(digest []byte, opts crypto.SignerOpts) ([]*p11.Mechanism, []byte, func([]byte) ([]byte, error), error) {
+const (
+	digestInfoMax = 19 + 64 // the DigestInfo of a SHA-512 digest
+	ecdsaRawMax   = 2 * 66  // r||s on P-521
+)
+
+// request is one signature asked of the token: the mechanism, what it
+// signs, and how the token's signature becomes Go's.
+type request struct {
+	mech mech
+	// input is what C_Sign signs; when prefix is set, it is prefix and
+	// input together, put in the session's scratch space.
+	input, prefix []byte
+	// ecSize is the length of r and of s of an ECDSA key, whose r||s
+	// becomes DER; 0 for other keys, whose signature is the token's.
+	ecSize int
+	// sigLen is the signature's length as the token answers it.
+	sigLen int
+}
+
+// request chooses the mechanism and what it signs for the key and opts.
+func (k *Key) request(digest []byte, opts crypto.SignerOpts) (request, error) {
 	hash := opts.HashFunc()
 	switch pub := k.pub.(type) {
 	case *ecdsa.PublicKey:
 		if hash == 0 || len(digest) != hash.Size() {
-			return nil, nil, nil, fmt.Errorf("ECDSA signs a digest: %d bytes given for %v", len(digest), hash)
+			return request{}, fmt.Errorf("ECDSA signs a digest: %d bytes given for %v", len(digest), hash)
 		}
-		size := (pub.Curve.Params().BitSize + 7) / 8
-		return []*p11.Mechanism{p11.NewMechanism(p11.CKM_ECDSA, nil)}, digest,
-			func(raw []byte) ([]byte, error) { return ecdsaDER(raw, size) }, nil
+		return request{mech: mech{typ: p11.CKM_ECDSA}, input: digest, ecSize: k.ecSize, sigLen: 2 * k.ecSize}, nil
 	case *rsa.PublicKey:
 		if len(digest) != hash.Size() || hash.Size() == 0 {
-			return nil, nil, nil, fmt.Errorf("RSA signs a digest: %d bytes given for %v", len(digest), hash)
+			return request{}, fmt.Errorf("RSA signs a digest: %d bytes given for %v", len(digest), hash)
 		}
 		if pss, ok := opts.(*rsa.PSSOptions); ok {
 			params, err := pssParams(hash, pss.SaltLength, pub)
 			if err != nil {
-				return nil, nil, nil, err
+				return request{}, err
 			}
-			return []*p11.Mechanism{p11.NewMechanism(p11.CKM_RSA_PKCS_PSS, params)}, digest, nil, nil
+			return request{mech: mech{typ: p11.CKM_RSA_PKCS_PSS, param: params}, input: digest, sigLen: pub.Size()}, nil
 		}
 		prefix, ok := digestInfoPrefix[hash]
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("RSA PKCS#1 v1.5 with %v: Chronolog signs SHA-256, SHA-384 or SHA-512", hash)
+			return request{}, fmt.Errorf("RSA PKCS#1 v1.5 with %v: Chronolog signs SHA-256, SHA-384 or SHA-512", hash)
 		}
-		return []*p11.Mechanism{p11.NewMechanism(p11.CKM_RSA_PKCS, nil)}, append(append([]byte(nil), prefix...), digest...), nil, nil
+		return request{mech: mech{typ: p11.CKM_RSA_PKCS}, input: digest, prefix: prefix, sigLen: pub.Size()}, nil
 	case ed25519.PublicKey:
 		if hash != 0 {
-			return nil, nil, nil, fmt.Errorf("Ed25519 signs the message itself, not a %v digest (Ed25519ph is not supported)", hash)
+			return request{}, fmt.Errorf("Ed25519 signs the message itself, not a %v digest (Ed25519ph is not supported)", hash)
 		}
 		if o, ok := opts.(*ed25519.Options); ok && o.Context != "" {
-			return nil, nil, nil, errors.New("Ed25519ctx (a context string) is not supported")
+			return request{}, errors.New("Ed25519ctx (a context string) is not supported")
 		}
-		return []*p11.Mechanism{p11.NewMechanism(ckmEdDSA, nil)}, digest, nil, nil
+		return request{mech: mech{typ: ckmEdDSA}, input: digest, sigLen: ed25519.SignatureSize}, nil
 	}
-	return nil, nil, nil, fmt.Errorf("a %T key cannot sign", k.pub)
+	return request{}, fmt.Errorf("a %T key cannot sign", k.pub)
+}
+
+// sign signs on s: one cgo call to C_SignInit and C_Sign, into the
+// signature it returns or, for ECDSA, the session's scratch space.
+func (r *request) sign(fs functions, s *session) ([]byte, error) {
+	in := r.input
+	if r.prefix != nil {
+		in = append(append(s.in[:0], r.prefix...), r.input...)
+	}
+	if r.ecSize == 0 {
+		return fs.sign(s.h, s.obj, r.mech, in, make([]byte, r.sigLen))
+	}
+	raw, err := fs.sign(s.h, s.obj, r.mech, in, s.raw[:r.sigLen])
+	if err != nil {
+		return nil, err
+	}
+	return ecdsaDER(raw, r.ecSize)
 }
 
 // ecdsaDER turns the token's r||s into the ASN.1 SEQUENCE of two
-// INTEGERs that X.509, CMS and ecdsa.VerifyASN1 expect.
+// INTEGERs that X.509, CMS and ecdsa.VerifyASN1 expect, written by hand:
+// encoding/asn1 would cost two big.Int and a reflective walk per token.
 func ecdsaDER(raw []byte, size int) ([]byte, error) {
-	if len(raw) != 2*size {
+	if len(raw) != 2*size || 2*size > ecdsaRawMax {
 		return nil, fmt.Errorf("the token answered an ECDSA signature of %d bytes, not %d", len(raw), 2*size)
 	}
-	r := new(big.Int).SetBytes(raw[:size])
-	s := new(big.Int).SetBytes(raw[size:])
-	if r.Sign() == 0 || s.Sign() == 0 {
+	r, s := derInteger(raw[:size]), derInteger(raw[size:])
+	if r.len() == 0 || s.len() == 0 {
 		return nil, errors.New("the token answered an ECDSA signature with a zero r or s")
 	}
-	return asn1.Marshal(struct{ R, S *big.Int }{r, s})
+	// Each INTEGER is at most 67 octets (P-521), so its length fits in
+	// one octet; the SEQUENCE's takes two (0x81 n) past 127.
+	body := 2 + r.len() + 2 + s.len()
+	out := make([]byte, 0, 3+body)
+	out = append(out, 0x30)
+	if body > 127 {
+		out = append(out, 0x81)
+	}
+	out = append(out, byte(body))
+	return s.append(r.append(out)), nil
+}
+
+// derInt is the content of a DER INTEGER of an unsigned big-endian
+// number: its digits without leading zeros, after a zero octet when the
+// first digit's high bit is set.
+type derInt struct {
+	digits []byte
+	pad    bool
+}
+
+func derInteger(b []byte) derInt {
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	return derInt{digits: b, pad: len(b) > 0 && b[0] >= 0x80}
+}
+
+// len is the content's length; 0 for the number zero, which an ECDSA
+// signature never holds.
+func (d derInt) len() int {
+	if d.pad {
+		return 1 + len(d.digits)
+	}
+	return len(d.digits)
+}
+
+func (d derInt) append(out []byte) []byte {
+	out = append(out, 0x02, byte(d.len()))
+	if d.pad {
+		out = append(out, 0)
+	}
+	return append(out, d.digits...)
 }
 
 // digestInfoPrefix is the DER of DigestInfo up to the digest (RFC 8017

@@ -1,13 +1,16 @@
 package pkcs11
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -147,6 +150,34 @@ func TestECDSADER(t *testing.T) {
 			t.Errorf("%s: %s, %v; want %q", name, got, err, tc.want)
 		}
 	}
+}
+
+// ecdsaDER writes by hand what encoding/asn1 makes of r and s.
+func FuzzECDSADER(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 2}, 2)
+	f.Add([]byte{0x80, 0, 0x7f, 0xff}, 2)
+	f.Add(bytes.Repeat([]byte{0xff}, 132), 66)
+	f.Add(append(make([]byte, 65), bytes.Repeat([]byte{1}, 67)...), 66)
+	f.Fuzz(func(t *testing.T, raw []byte, size int) {
+		der, err := ecdsaDER(raw, size)
+		if size <= 0 || size > 66 || len(raw) != 2*size {
+			if err == nil {
+				t.Fatalf("ecdsaDER(%x, %d) = %x, want an error", raw, size, der)
+			}
+			return
+		}
+		r, s := new(big.Int).SetBytes(raw[:size]), new(big.Int).SetBytes(raw[size:])
+		if r.Sign() == 0 || s.Sign() == 0 {
+			if err == nil {
+				t.Fatalf("ecdsaDER(%x, %d) = %x with a zero r or s, want an error", raw, size, der)
+			}
+			return
+		}
+		want, _ := asn1.Marshal(struct{ R, S *big.Int }{r, s})
+		if err != nil || !bytes.Equal(der, want) {
+			t.Fatalf("ecdsaDER(%x, %d) = %x, %v; encoding/asn1 makes %x", raw, size, der, err, want)
+		}
+	})
 }
 
 func TestPSSSaltLength(t *testing.T) {

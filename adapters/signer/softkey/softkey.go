@@ -84,6 +84,21 @@ func CheckTSACertificate(cert *x509.Certificate, pub crypto.PublicKey, now time.
 	return tsacert.Check(cert, pub, nil, now)
 }
 
+// ReadKey reads a private key file (PEM: PKCS#8, SEC 1 or PKCS#1), with
+// no certificate: what Load does with the key, for the tools that only
+// sign.
+func ReadKey(path string) (crypto.Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	signer, err := parseKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return signer, nil
+}
+
 func parseKey(raw []byte) (crypto.Signer, error) {
 	for {
 		var b *pem.Block

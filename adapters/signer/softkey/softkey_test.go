@@ -185,3 +185,28 @@ func TestLoadAcceptsSEC1AndPKCS1(t *testing.T) {
 		})
 	}
 }
+
+func TestReadKey(t *testing.T) {
+	dir := t.TempDir()
+	f, err := devpki.Ensure(devpki.Options{Dir: filepath.Join(dir, "pki"), KeyType: "ecdsa-p256", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(Config{KeyFile: f.TSAKey, CertFile: f.TSACert, ChainFile: f.CACert}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ReadKey(f.TSAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.Public().(*ecdsa.PublicKey).Equal(loaded.Signer().Public()) {
+		t.Error("ReadKey and Load read different keys")
+	}
+	if _, err := ReadKey(f.TSACert); err == nil || !strings.Contains(err.Error(), "no private key") {
+		t.Errorf("ReadKey of a certificate: %v, want no private key", err)
+	}
+	if _, err := ReadKey(filepath.Join(dir, "missing.key")); err == nil {
+		t.Error("ReadKey of a missing file: no error")
+	}
+}
