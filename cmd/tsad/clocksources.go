@@ -8,11 +8,12 @@ import (
 	"github.com/chronolog/chronolog/adapters/clock/kernel"
 	"github.com/chronolog/chronolog/adapters/clock/ntp"
 	"github.com/chronolog/chronolog/adapters/config"
+	"github.com/chronolog/chronolog/domain/clock"
 )
 
 // openClockSource makes the adapter for one configured source, and the
 // name its readings carry.
-func openClockSource(cs config.ClockSource, timeout time.Duration) (clockSource, string, error) {
+func openClockSource(cs config.ClockSource, timeout time.Duration) (clock.Source, string, error) {
 	switch cs.Kind {
 	case "ntp":
 		s, err := ntp.New(cs.Address, timeout)

@@ -19,6 +19,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
+	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/events"
 )
 
@@ -66,33 +67,34 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if w.retired, err = retiredKeys(ctx, store); err != nil {
 		return err
 	}
-	var mon *clockMonitor
+	live := &liveServices{}
+	var mon *clock.Monitor
 	if !cfg.Server.Clock.Unverified {
-		if mon, err = newClockMonitor(cfg.Server.Clock, store, f.node, log); err != nil {
+		var ticker *time.Ticker
+		if mon, ticker, err = newClockMonitor(cfg.Server.Clock, store, f.node, live.accuracies, log); err != nil {
 			return err
 		}
-		w.gate = mon.gate
+		defer ticker.Stop()
+		w.gate = mon.Gate()
 	}
 	gen, err := build(cfg, w)
 	if err != nil {
 		return fmt.Errorf("configuration %s: %w", sourceOf(cfg), err)
 	}
-	live := &liveServices{}
 	live.gen.Store(gen)
 	defer func() { live.gen.Load().close() }()
 	clockLine := "clock: UNVERIFIED — not sampled, tokens declare no accuracy (set server.clock.sources, or --clock)"
 	if mon != nil {
-		mon.accuracies = live.accuracies
 		// The first round is taken before the first request: the gate is
 		// closed until a sample is on the record.
-		a, err := mon.round(ctx)
+		a, err := mon.Round(ctx)
 		if err != nil {
 			return err
 		}
-		clockLine = mon.describe(a)
+		clockLine = mon.Describe(a)
 		mctx, stopClock := context.WithCancel(ctx)
 		sampling := make(chan struct{})
-		go func() { defer close(sampling); mon.run(mctx) }()
+		go func() { defer close(sampling); mon.Run(mctx) }()
 		// Stops before the store closes: the monitor records events.
 		defer func() { stopClock(); <-sampling }()
 	}
@@ -130,7 +132,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 		StoreHead:      store.Head,
 	}
 	if mon != nil {
-		hcfg.Clock = mon.gate.Current
+		hcfg.Clock = mon.Gate().Current
 	}
 	if hcfg.API, err = queryAPI(cfg.Server.API, proj, store); err != nil {
 		return err
