@@ -105,7 +105,6 @@ func startTCP(gen *generation, live *liveServices, s config.Server, tally tcpapi
 	return ts, nil
 }
 
-
 func (ts *tcpServers) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -61,8 +61,12 @@ type logged struct {
 	msgs []string
 }
 
-func (l *logged) Info(msg string, _ ...any)  { l.mu.Lock(); l.msgs = append(l.msgs, msg); l.mu.Unlock() }
-func (l *logged) Error(msg string, _ ...any) { l.mu.Lock(); l.msgs = append(l.msgs, msg); l.mu.Unlock() }
+func (l *logged) Info(msg string, _ ...any) { l.mu.Lock(); l.msgs = append(l.msgs, msg); l.mu.Unlock() }
+func (l *logged) Error(msg string, _ ...any) {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, msg)
+	l.mu.Unlock()
+}
 
 func newMonitor(t *testing.T, store *appends, tick chan time.Time, sources ...NamedSource) *Monitor {
 	t.Helper()
