@@ -27,7 +27,7 @@ func TestHealthAndMetricsReportTheClock(t *testing.T) {
 			"clock: synchronised within 1.5ms", "chronolog_clock_bound_seconds 0.0015"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := New(Config{Routes: map[string]Service{"/tsa": &seen{name: "a"}}, Clock: func() (clock.Assessment, bool) { return tc.a, tc.sampled }})
+			h, err := New(Config{Routes: Routes{"/tsa": &seen{name: "a"}}, Clock: func() (clock.Assessment, bool) { return tc.a, tc.sampled }})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/chronolog/chronolog/domain/clock"
@@ -44,8 +43,9 @@ type Service = tsa.Handler
 
 // Config describes the HTTP surface.
 type Config struct {
-	// Routes maps a URL path (e.g. "/tsa") to the service answering on it.
-	Routes map[string]Service
+	// Routes finds the service answering on a URL path (e.g. "/tsa"); a
+	// configuration reload changes what it finds.
+	Routes Router
 	// MaxBody is the request body limit in bytes; zero means DefaultMaxBody.
 	MaxBody int64
 	// RequestTimeout bounds the handling of one request, the wait for its
@@ -91,14 +91,11 @@ type Handler struct {
 	cfg   Config
 	mux   *http.ServeMux
 	tally *Tally
-	// routes maps a path to its service; a configuration reload swaps it
-	// whole, so a request sees either the old services or the new ones.
-	routes atomic.Pointer[map[string]Service]
 }
 
 // New validates cfg and returns the handler.
 func New(cfg Config) (*Handler, error) {
-	if len(cfg.Routes) == 0 {
+	if cfg.Routes == nil {
 		return nil, errors.New("httpapi: no timestamp service routes")
 	}
 	if cfg.MaxBody <= 0 {
@@ -114,9 +111,6 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Tally = &Tally{}
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), tally: cfg.Tally}
-	if err := h.SetRoutes(cfg.Routes); err != nil {
-		return nil, err
-	}
 	h.mux.Handle("/", http.HandlerFunc(h.timestamp))
 	h.mux.HandleFunc("GET /healthz", h.serveHealth)
 	if cfg.API != nil {
@@ -131,20 +125,18 @@ func New(cfg Config) (*Handler, error) {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// SetRoutes replaces the path → service map (on a configuration reload).
-func (h *Handler) SetRoutes(routes map[string]Service) error {
-	if len(routes) == 0 {
-		return errors.New("httpapi: no timestamp service routes")
-	}
-	m := make(map[string]Service, len(routes))
-	for path, svc := range routes {
-		if path == "" || path[0] != '/' {
-			return fmt.Errorf("httpapi: route %q must start with /", path)
-		}
-		m[path] = svc
-	}
-	h.routes.Store(&m)
-	return nil
+// Router finds the service answering on a path.
+type Router interface {
+	Route(path string) (Service, bool)
+}
+
+// Routes is a fixed path → service map.
+type Routes map[string]Service
+
+// Route implements Router.
+func (r Routes) Route(path string) (Service, bool) {
+	s, ok := r[path]
+	return s, ok
 }
 
 // timestamp answers one request on a service's path. The request is
@@ -153,7 +145,7 @@ func (h *Handler) SetRoutes(routes map[string]Service) error {
 // request, which comes to its true outcome (a token issued is issued, and
 // on the record) with the answer's fate recorded after it.
 func (h *Handler) timestamp(w http.ResponseWriter, r *http.Request) {
-	svc, ok := (*h.routes.Load())[r.URL.Path]
+	svc, ok := h.cfg.Routes.Route(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
 		return

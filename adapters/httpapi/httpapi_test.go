@@ -62,7 +62,7 @@ func newServerWith(t *testing.T, wrap func(*sqlite.Store) tsa.Recorder) (*httpte
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := httpapi.New(httpapi.Config{Routes: map[string]httpapi.Service{"/tsa": svc}, Log: log})
+	h, err := httpapi.New(httpapi.Config{Routes: httpapi.Routes{"/tsa": svc}, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func newLogRig(t *testing.T) *logRig {
 		t.Fatal(err)
 	}
 	h, err := httpapi.New(httpapi.Config{
-		Routes: map[string]httpapi.Service{"/tsa": svc}, Log: log,
+		Routes: httpapi.Routes{"/tsa": svc}, Log: log,
 		TransparencyLog: &httpapi.LogAPI{Log: tl, Store: store, Key: vkey, Files: tl.Files()},
 		LogStatus:       w.Status, StoreHead: store.Head,
 	})

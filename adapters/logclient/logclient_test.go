@@ -160,7 +160,7 @@ func newFixture(t *testing.T) *fixture {
 			events.LogCheckpointSigned{Origin: signer.Name(), Size: size, Root: fmt.Sprintf("%x", root), Note: string(n)}))
 	}
 	h, err := httpapi.New(httpapi.Config{
-		Routes:          map[string]httpapi.Service{"/tsa": noTSA{}},
+		Routes:          httpapi.Routes{"/tsa": noTSA{}},
 		TransparencyLog: &httpapi.LogAPI{Log: f.log, Store: st, Key: vkey},
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/adapters/signer/pkcs11"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
-	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
+	"github.com/chronolog/chronolog/app/hsmkey"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 )

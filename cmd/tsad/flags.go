@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/config"
-	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
 // DevPolicy is the TSA policy of development servers: an arc under IANA's
@@ -124,18 +123,6 @@ func (f *serverFlags) applyOverrides(cfg *config.File, kf keyFiles) {
 		if s.Key == "" && s.PKCS11 == nil && s.Cert == "" && s.Chain == "" {
 			*s = config.Signer{Key: kf.key, Cert: kf.cert, Chain: kf.chain}
 		}
-	}
-}
-
-// accuracyOf splits a duration into the TSTInfo accuracy fields.
-func accuracyOf(d time.Duration) *rfc3161.Accuracy {
-	if d <= 0 {
-		return nil
-	}
-	return &rfc3161.Accuracy{
-		Seconds: int(d / time.Second),
-		Millis:  int(d % time.Second / time.Millisecond),
-		Micros:  int(d % time.Millisecond / time.Microsecond),
 	}
 }
 

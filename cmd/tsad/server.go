@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,9 +17,8 @@ import (
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
-	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
+	"github.com/chronolog/chronolog/app"
 	"github.com/chronolog/chronolog/domain/clock"
-	"github.com/chronolog/chronolog/domain/events"
 )
 
 // keyFiles name the TSA key material of a server configured by flags, or
@@ -63,26 +61,27 @@ func serve(f *serverFlags, kf keyFiles) error {
 		}
 	}()
 
-	w := wiring{node: f.node, crypto: f.crypto, recorder: store, log: log, now: time.Now(), warnDays: cfg.Server.CertificateWarningDays}
-	if w.retired, err = retiredKeys(ctx, store); err != nil {
+	w := app.Wiring{Node: f.node, Crypto: f.crypto, Recorder: store, Log: log, Now: time.Now(), WarnDays: cfg.Server.CertificateWarningDays}
+	if w.Retired, err = app.RetiredKeys(ctx, store); err != nil {
 		return err
 	}
-	live := &liveServices{}
+	var live *app.Live
 	var mon *clock.Monitor
 	if !cfg.Server.Clock.Unverified {
 		var ticker *time.Ticker
-		if mon, ticker, err = newClockMonitor(cfg.Server.Clock, store, f.node, live.accuracies, log); err != nil {
+		accuracies := func() map[string]time.Duration { return live.Accuracies() }
+		if mon, ticker, err = newClockMonitor(cfg.Server.Clock, store, f.node, accuracies, log); err != nil {
 			return err
 		}
 		defer ticker.Stop()
-		w.gate = mon.Gate()
+		w.Gate = mon.Gate()
 	}
-	gen, err := build(cfg, w)
+	gen, err := app.Build(cfg, w)
 	if err != nil {
-		return fmt.Errorf("configuration %s: %w", sourceOf(cfg), err)
+		return fmt.Errorf("configuration %s: %w", app.SourceOf(cfg), err)
 	}
-	live.gen.Store(gen)
-	defer func() { live.gen.Load().close() }()
+	live = app.NewLive(gen)
+	defer live.Close()
 	clockLine := "clock: UNVERIFIED — not sampled, tokens declare no accuracy (set server.clock.sources, or --clock)"
 	if mon != nil {
 		// The first round is taken before the first request: the gate is
@@ -98,22 +97,19 @@ func serve(f *serverFlags, kf keyFiles) error {
 		// Stops before the store closes: the monitor records events.
 		defer func() { stopClock(); <-sampling }()
 	}
-	if err := recordConfigured(ctx, store, f.node, gen); err != nil {
-		return fmt.Errorf("record the configuration: %w", err)
-	}
 	// Every start activates the keys anew: the record says which key
 	// signed from when on, before the first request is taken.
-	if err := recordEvents(ctx, store, f.node, events.KeyStream, gen.keyEvents...); err != nil {
-		return fmt.Errorf("record the keys' activation: %w", err)
+	if err := gen.RecordStart(ctx, store, f.node); err != nil {
+		return err
 	}
 
-	tlog, err := startLog(ctx, &f.log, f.data, f.node, kf.dev, store, log)
+	tlog, err := app.StartLog(ctx, f.log.config(), f.data, f.node, kf.dev, store, log)
 	if err != nil {
 		return fmt.Errorf("transparency log: %w", err)
 	}
 	// The writer stops before the store closes: it records events.
 	if tlog != nil {
-		defer tlog.stop()
+		defer tlog.Stop()
 	}
 	proj, err := startProjections(ctx, store, f.data, liveProjections(), log)
 	if err != nil {
@@ -125,7 +121,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	tally := &httpapi.Tally{}
 	hcfg := httpapi.Config{
 		Tally:          tally,
-		Routes:         gen.routes,
+		Routes:         live,
 		MaxBody:        cfg.Server.MaxBody,
 		RequestTimeout: cfg.Server.RequestTimeout.D(),
 		Log:            log,
@@ -146,8 +142,8 @@ func serve(f *serverFlags, kf keyFiles) error {
 		return out
 	}
 	if tlog != nil {
-		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.log, Store: store, Key: tlog.key, Files: tlog.files}
-		hcfg.LogStatus = tlog.writer.Status
+		hcfg.TransparencyLog = &httpapi.LogAPI{Log: tlog.Log, Store: store, Key: tlog.Key, Files: tlog.Files}
+		hcfg.LogStatus = tlog.Writer.Status
 	}
 	handler, err := httpapi.New(hcfg)
 	if err != nil {
@@ -166,7 +162,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if err != nil {
 		return err
 	}
-	tcp, err := startTCP(gen, live, cfg.Server, tally, log)
+	tcp, err := startTCP(live, cfg.Server, tally, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -187,11 +183,11 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if kf.dev {
 		fmt.Println("Chronolog tsad — DEVELOPMENT mode: the CA below is a development CA, not for production.")
 	}
-	first := gen.byName[gen.order[0]]
-	fmt.Printf("endpoint: %s%s\n", base, first.cfg.Paths[0])
-	fmt.Printf("configuration: %s\n", sourceOf(cfg))
-	for _, name := range gen.order {
-		fmt.Println(gen.byName[name].describe(base))
+	firstPath, signing := gen.First()
+	fmt.Printf("endpoint: %s%s\n", base, firstPath)
+	fmt.Printf("configuration: %s\n", app.SourceOf(cfg))
+	for _, line := range gen.Report(base) {
+		fmt.Println(line)
 	}
 	for _, t := range tcp.servers {
 		fmt.Printf("tcp: %s (service %s, RFC 3161 §3.3)\n", t.bound, t.service)
@@ -203,28 +199,29 @@ func serve(f *serverFlags, kf keyFiles) error {
 		fmt.Printf("TSA certificate: %s\n", kf.cert)
 	}
 	fmt.Printf("data: %s\n", f.data)
-	fmt.Printf("signing: %s\n", first.how)
+	fmt.Printf("signing: %s\n", signing)
 	fmt.Println(clockLine)
 	if tlog != nil {
-		where := "verifier key " + tlog.keyFile
-		if tlog.hsm != nil {
-			where = "key in an HSM (" + tlog.hsm.Label() + ")"
+		where := "verifier key " + tlog.KeyFile
+		if tlog.HSM != nil {
+			where = "key in an HSM (" + tlog.HSM.Label() + ")"
 		}
-		fmt.Printf("transparency log: %s, origin %s, %s\n", tlog.backend, tlog.origin, where)
-		fmt.Printf("log key: %s\n", tlog.key)
+		fmt.Printf("transparency log: %s, origin %s, %s\n", tlog.Backend, tlog.Origin, where)
+		fmt.Printf("log key: %s\n", tlog.Key)
 	} else {
 		fmt.Println("transparency log: OFF — events are recorded but not committed to a log")
 	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	r := reloader{flags: f, kf: kf, w: w, live: live, handler: handler, store: store, keys: store, tcp: tcp, log: log}
+	r := app.Reloader{Live: live, Wiring: w, Keys: store}
 	for {
 		select {
 		case err := <-served:
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			r.reload(ctx)
+			cfg, err := f.reread(kf)
+			r.Reload(ctx, f.config, cfg, err)
 			continue
 		case <-ctx.Done():
 		}
@@ -241,6 +238,18 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// reread reads the configuration file again, for a reload: with the
+// flags' overrides, checked.
+func (f *serverFlags) reread(kf keyFiles) (*config.File, error) {
+	cfg, err := config.Read(f.config)
+	if err != nil {
+		return nil, err
+	}
+	f.applyOverrides(cfg, kf)
+	f.applyClock(cfg, kf)
+	return cfg, cfg.Check()
 }
 
 // loadConfig reads --config, or makes a one-service configuration of the
@@ -264,31 +273,4 @@ func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
 		return nil, fmt.Errorf("configuration %s: %w", f.config, err)
 	}
 	return cfg, nil
-}
-
-func sourceOf(cfg *config.File) string {
-	if cfg.Path == "" {
-		return "flags"
-	}
-	return cfg.Path
-}
-
-// signingArithmetic picks who computes signatures with the loaded key:
-// OpenSSL's libcrypto where it loads (several times faster for RSA), or
-// Go's crypto.
-func signingArithmetic(choice string, key crypto.Signer) (crypto.Signer, string, error) {
-	switch choice {
-	case "go":
-		return key, "Go crypto", nil
-	case "auto", "openssl":
-		lc, err := libcrypto.New(key)
-		if err == nil {
-			return lc, "OpenSSL 3 libcrypto", nil
-		}
-		if choice == "openssl" {
-			return nil, "", err
-		}
-		return key, fmt.Sprintf("Go crypto (%v)", err), nil
-	}
-	return nil, "", fmt.Errorf("--crypto %q: want auto, openssl or go", choice)
 }

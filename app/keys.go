@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/signer/pkcs11"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
-	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
+	"github.com/chronolog/chronolog/app/hsmkey"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/renewal"
@@ -50,9 +50,9 @@ func (k *serviceKey) Close() error {
 // strict client would (RFC 3161 §2.3 EKU, key match, validity, and the
 // chain up to its last certificate). A key in an HSM is activated with
 // its PIN here; its outages are recorded through w.
-func loadServiceKey(sc config.Service, w wiring) (*serviceKey, error) {
+func loadServiceKey(sc config.Service, w Wiring) (*serviceKey, error) {
 	if sc.Signer.PKCS11 == nil {
-		soft, err := softkey.Load(softkey.Config{KeyFile: sc.Signer.Key, CertFile: sc.Signer.Cert, ChainFile: sc.Signer.Chain}, w.now)
+		soft, err := softkey.Load(softkey.Config{KeyFile: sc.Signer.Key, CertFile: sc.Signer.Cert, ChainFile: sc.Signer.Chain}, w.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +98,7 @@ func loadServiceKey(sc config.Service, w wiring) (*serviceKey, error) {
 			k.chain = k.chain[1:]
 		}
 	}
-	if err := tsacert.Check(k.cert, hk.Public(), k.chain, w.now); err != nil {
+	if err := tsacert.Check(k.cert, hk.Public(), k.chain, w.Now); err != nil {
 		return fail(err)
 	}
 	k.activated = activation(sc.Name, k, p)
@@ -127,12 +127,12 @@ func activation(service string, k *serviceKey, p *config.PKCS11) events.SigningK
 
 // expiring warns of a certificate that expires within the configured
 // number of days, and returns the event that records the warning.
-func expiring(service string, k *serviceKey, w wiring, days int) (events.Event, bool) {
-	left, soon := tsacert.ExpiresWithin(k.cert, w.now, days)
+func expiring(service string, k *serviceKey, w Wiring, days int) (events.Event, bool) {
+	left, soon := tsacert.ExpiresWithin(k.cert, w.Now, days)
 	if !soon {
 		return nil, false
 	}
-	w.log.Warn("TSA certificate expires soon", "service", service, "notAfter", k.cert.NotAfter.UTC(), "daysLeft", left)
+	w.Log.Warn("TSA certificate expires soon", "service", service, "notAfter", k.cert.NotAfter.UTC(), "daysLeft", left)
 	return events.SigningCertificateExpiring{
 		Service: service, CertificateSHA256: k.fingerprint(), Subject: k.cert.Subject.String(),
 		NotAfter: k.cert.NotAfter.UTC(), DaysLeft: left, WarnDays: days,
@@ -148,10 +148,10 @@ var renewalCatalog = sync.OnceValues(renewal.Load)
 // accepts, the signature its key makes), and returns the events that
 // record the warnings: the service runs, but its tokens lose their value
 // the moment they are made.
-func endedAlgorithms(service string, hashes []rfc3161.HashAlgorithm, k *serviceKey, w wiring) []events.Event {
+func endedAlgorithms(service string, hashes []rfc3161.HashAlgorithm, k *serviceKey, w Wiring) []events.Event {
 	c, err := renewalCatalog()
 	if err != nil {
-		w.log.Error("renewal catalogue unreadable: algorithms not checked", "service", service, "err", err)
+		w.Log.Error("renewal catalogue unreadable: algorithms not checked", "service", service, "err", err)
 		return nil
 	}
 	if len(hashes) == 0 {
@@ -162,8 +162,8 @@ func endedAlgorithms(service string, hashes []rfc3161.HashAlgorithm, k *serviceK
 		names[i] = h.Name
 	}
 	var out []events.Event
-	for _, e := range c.EndedAt(w.now, names, string(pkcs11.KeyTypeOf(k.signer.Public()))) {
-		w.log.Warn("the renewal catalogue dates an algorithm of this service as ended: its tokens are due for renewal when made",
+	for _, e := range c.EndedAt(w.Now, names, string(pkcs11.KeyTypeOf(k.signer.Public()))) {
+		w.Log.Warn("the renewal catalogue dates an algorithm of this service as ended: its tokens are due for renewal when made",
 			"service", service, "use", e.Use, "algorithm", e.Algorithm, "lastValid", e.LastValid, "catalog", c.Version())
 		out = append(out, events.ServiceAlgorithmEnded{Service: service, Use: e.Use, Algorithm: e.Algorithm,
 			LastValid: e.LastValid, Catalog: c.Version()})
@@ -174,7 +174,7 @@ func endedAlgorithms(service string, hashes []rfc3161.HashAlgorithm, k *serviceK
 // outageRecorder records when an HSM key becomes unusable and when it is
 // back. The adapter calls observe from its own goroutine.
 type outageRecorder struct {
-	w                                           wiring
+	w                                           Wiring
 	service, purpose, token, label, fingerprint string
 
 	mu    sync.Mutex
@@ -195,7 +195,7 @@ func (o *outageRecorder) observe(c pkcs11.Change) {
 	var e events.Event
 	if !c.Available {
 		o.since = now
-		o.w.log.Error("HSM key unavailable: requests fail with systemFailure until it is back", "service", o.service, "token", o.token, "cause", c.Cause)
+		o.w.Log.Error("HSM key unavailable: requests fail with systemFailure until it is back", "service", o.service, "token", o.token, "cause", c.Cause)
 		e = events.SigningKeyUnavailable{Service: o.service, Purpose: o.purpose, Token: o.token, KeyLabel: o.label,
 			PublicKeySHA256: o.fingerprint, Cause: c.Cause, Since: now}
 	} else {
@@ -203,25 +203,25 @@ func (o *outageRecorder) observe(c pkcs11.Change) {
 		if since.IsZero() {
 			since = now
 		}
-		o.w.log.Info("HSM key available again", "service", o.service, "token", o.token, "outage", now.Sub(since))
+		o.w.Log.Info("HSM key available again", "service", o.service, "token", o.token, "outage", now.Sub(since))
 		e = events.SigningKeyRestored{Service: o.service, Purpose: o.purpose, Token: o.token, KeyLabel: o.label,
 			PublicKeySHA256: o.fingerprint, UnavailableSince: since, RestoredAt: now, DurationMs: now.Sub(since).Milliseconds()}
 	}
 	o.mu.Unlock()
-	if err := recordEvents(context.Background(), o.w.recorder, o.w.node, events.KeyStream, e); err != nil {
-		o.w.log.Error("HSM key state change not recorded", "service", o.service, "err", err)
+	if err := recordEvents(context.Background(), o.w.Recorder, o.w.Node, events.KeyStream, e); err != nil {
+		o.w.Log.Error("HSM key state change not recorded", "service", o.service, "err", err)
 	}
 }
 
-// streamReader reads one stream of the record.
-type streamReader interface {
+// StreamReader reads one stream of the record.
+type StreamReader interface {
 	ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error)
 }
 
-// retiredKeys reads which keys the record says were retired, by public
+// RetiredKeys reads which keys the record says were retired, by public
 // key fingerprint, with the reason: a retired key never signs again,
 // whatever a configuration file says.
-func retiredKeys(ctx context.Context, r streamReader) (map[string]string, error) {
+func RetiredKeys(ctx context.Context, r StreamReader) (map[string]string, error) {
 	recs, err := r.ReadStream(ctx, events.KeyStream)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return map[string]string{}, nil
@@ -245,9 +245,9 @@ func retiredKeys(ctx context.Context, r streamReader) (map[string]string, error)
 }
 
 // refuseRetired fails for a key the record says was retired.
-func refuseRetired(w wiring, pub crypto.PublicKey) error {
+func refuseRetired(w Wiring, pub crypto.PublicKey) error {
 	fp := hsmkey.PublicKeySHA256(pub)
-	if reason, ok := w.retired[fp]; ok {
+	if reason, ok := w.Retired[fp]; ok {
 		return fmt.Errorf("the key with public key sha256 %s was retired (%s): it signs no more", fp, reason)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"crypto"
@@ -8,33 +8,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/clock/system"
 	"github.com/chronolog/chronolog/adapters/config"
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
+	"github.com/chronolog/chronolog/adapters/signer/libcrypto"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
 	"github.com/chronolog/chronolog/adapters/upstream"
-	"github.com/chronolog/chronolog/cmd/internal/hsmkey"
+	"github.com/chronolog/chronolog/app/hsmkey"
 	"github.com/chronolog/chronolog/domain/authenticode"
-	"github.com/chronolog/chronolog/domain/clock"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/filter"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
-// generation is the set of timestamp services built from one
-// configuration. A reload builds a new generation and swaps it in whole.
-type generation struct {
+// Generation is the set of timestamp services built from one
+// configuration. A reload builds a new one and swaps it in whole.
+type Generation struct {
 	file     *config.File
 	byName   map[string]*builtService
 	order    []string
-	routes   map[string]httpapi.Service
+	routes   map[string]*tsa.Service
 	closers  []io.Closer
 	failures []string
 	// keyEvents record the keys this generation activated (and any
@@ -59,27 +57,11 @@ type builtService struct {
 	key       *serviceKey
 }
 
-// wiring is what every service shares.
-type wiring struct {
-	node, crypto string
-	// warnDays: a TSA certificate expiring within this many days is
-	// warned of and recorded.
-	warnDays int
-	// retired maps the fingerprints of retired keys to the reason.
-	retired  map[string]string
-	recorder tsa.Recorder
-	// gate holds every service to its declared accuracy; nil when the
-	// clock runs unverified.
-	gate *clock.Gate
-	log  *slog.Logger
-	now  time.Time
-}
-
-// build turns a validated configuration into services. Like validation it
+// Build turns a validated configuration into services. Like validation it
 // reports every problem (an unreadable key, a certificate that is not a
 // TSA certificate, a CA file without certificates) at once.
-func build(f *config.File, w wiring) (*generation, error) {
-	g := &generation{file: f, byName: map[string]*builtService{}, routes: map[string]httpapi.Service{}, endedAlgorithms: map[string][]events.Event{}}
+func Build(f *config.File, w Wiring) (*Generation, error) {
+	g := &Generation{file: f, byName: map[string]*builtService{}, routes: map[string]*tsa.Service{}, endedAlgorithms: map[string][]events.Event{}}
 	for i := range f.Services {
 		sc := f.Services[i]
 		at := fmt.Sprintf("services[%d] %s", i, sc.Name)
@@ -103,7 +85,7 @@ func build(f *config.File, w wiring) (*generation, error) {
 	return g, nil
 }
 
-func (g *generation) buildService(sc config.Service, w wiring) (*builtService, []string) {
+func (g *Generation) buildService(sc config.Service, w Wiring) (*builtService, []string) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
@@ -130,7 +112,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		// The key never leaves the token: the token does the arithmetic.
 		arith, how = key.hsm, "PKCS#11 token "+hsmKeyName(sc)
 	} else {
-		arith, how, err = signingArithmetic(w.crypto, key.signer)
+		arith, how, err = signingArithmetic(w.Crypto, key.signer)
 		if err != nil {
 			bad("signer: %v", err)
 			return nil, problems
@@ -161,7 +143,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	}
 	svc, err := tsa.New(tsa.Config{
 		Name:             sc.Name,
-		Node:             w.node,
+		Node:             w.Node,
 		Policy:           policy,
 		AcceptedPolicies: accepted,
 		Hashes:           hashes,
@@ -176,10 +158,10 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 		IDs:           ids.Source{},
 		Rand:          rand.Reader,
 		Signer:        signer,
-		Recorder:      w.recorder,
-		Logger:        w.log,
+		Recorder:      w.Recorder,
+		Logger:        w.Log,
 		Countersigner: counter,
-		Gate:          w.gate,
+		Gate:          w.Gate,
 	})
 	if err != nil {
 		return nil, []string{err.Error()}
@@ -190,7 +172,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 	}
 	sum := sha256.Sum256(cj)
 	g.keyEvents = append(g.keyEvents, key.activated)
-	if e, soon := expiring(sc.Name, key, w, w.warnDays); soon {
+	if e, soon := expiring(sc.Name, key, w, w.WarnDays); soon {
 		g.keyEvents = append(g.keyEvents, e)
 	}
 	if ended := endedAlgorithms(sc.Name, hashes, key, w); len(ended) > 0 {
@@ -200,7 +182,7 @@ func (g *generation) buildService(sc config.Service, w wiring) (*builtService, [
 }
 
 // buildRules makes the policy map: each rule with the filters of its chain.
-func (g *generation) buildRules(parsed *config.Parsed) ([]tsa.Rule, []string) {
+func (g *Generation) buildRules(parsed *config.Parsed) ([]tsa.Rule, []string) {
 	var problems []string
 	chains := map[string]filter.Chain{}
 	upstreams := map[string]tsa.Upstream{}
@@ -233,7 +215,7 @@ func (g *generation) buildRules(parsed *config.Parsed) ([]tsa.Rule, []string) {
 	return rules, problems
 }
 
-func (g *generation) close() {
+func (g *Generation) close() {
 	for _, c := range g.closers {
 		c.Close()
 	}
@@ -299,4 +281,67 @@ func hsmKeyName(sc config.Service) string {
 		return ""
 	}
 	return fmt.Sprintf("%q key %s", p.Token, hsmkey.Describe(p))
+}
+
+// signingArithmetic picks who computes signatures with the loaded key:
+// OpenSSL's libcrypto where it loads (several times faster for RSA), or
+// Go's crypto.
+func signingArithmetic(choice string, key crypto.Signer) (crypto.Signer, string, error) {
+	switch choice {
+	case "go":
+		return key, "Go crypto", nil
+	case "auto", "openssl":
+		lc, err := libcrypto.New(key)
+		if err == nil {
+			return lc, "OpenSSL 3 libcrypto", nil
+		}
+		if choice == "openssl" {
+			return nil, "", err
+		}
+		return key, fmt.Sprintf("Go crypto (%v)", err), nil
+	}
+	return nil, "", fmt.Errorf("--crypto %q: want auto, openssl or go", choice)
+}
+
+// accuracyOf splits a duration into the TSTInfo accuracy fields.
+func accuracyOf(d time.Duration) *rfc3161.Accuracy {
+	if d <= 0 {
+		return nil
+	}
+	return &rfc3161.Accuracy{
+		Seconds: int(d / time.Second),
+		Millis:  int(d % time.Second / time.Millisecond),
+		Micros:  int(d % time.Millisecond / time.Microsecond),
+	}
+}
+
+// Socket is a service's RFC 3161 §3.3 listen address.
+type Socket struct{ Service, Addr string }
+
+// Sockets are the services' TCP listen addresses, in configuration order.
+func (g *Generation) Sockets() []Socket {
+	var out []Socket
+	for _, name := range g.order {
+		if addr := g.byName[name].cfg.TCP; addr != "" {
+			out = append(out, Socket{Service: name, Addr: addr})
+		}
+	}
+	return out
+}
+
+// Report is the start-up report's line for each service, its URLs under
+// base.
+func (g *Generation) Report(base string) []string {
+	out := make([]string, 0, len(g.order))
+	for _, name := range g.order {
+		out = append(out, g.byName[name].describe(base))
+	}
+	return out
+}
+
+// First is the first service's first path, and who does its signing
+// arithmetic.
+func (g *Generation) First() (path, signing string) {
+	b := g.byName[g.order[0]]
+	return b.cfg.Paths[0], b.how
 }

@@ -1,41 +1,51 @@
-package main
+package app
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
+	"fmt"
 	"maps"
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/clock/system"
 	"github.com/chronolog/chronolog/adapters/config"
-	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/tsa"
 )
 
-// recordConfigured records every service of the first generation before
-// the server takes a request: no token is issued under a configuration
-// that is not on the record.
-func recordConfigured(ctx context.Context, rec tsa.Recorder, node string, g *generation) error {
+// RecordStart records the first generation before the server takes a
+// request: every service's configuration (with the ended algorithms it
+// runs with), then every key it activated. No token is issued under a
+// configuration or a key that is not on the record.
+func (g *Generation) RecordStart(ctx context.Context, rec tsa.Recorder, node string) error {
 	var evs []events.Event
 	for _, name := range g.order {
 		b := g.byName[name]
 		evs = append(evs, events.ServiceConfigured{
-			Service: name, Source: sourceOf(g.file), FileSHA256: g.file.SHA256,
+			Service: name, Source: SourceOf(g.file), FileSHA256: g.file.SHA256,
 			ConfigSHA256: b.configSHA, Certificate: b.cert, Config: b.configJSON,
 		})
 		evs = append(evs, g.endedAlgorithms[name]...)
 	}
-	return recordConfig(ctx, rec, node, evs...)
+	if err := recordEvents(ctx, rec, node, events.ConfigStream, evs...); err != nil {
+		return fmt.Errorf("record the configuration: %w", err)
+	}
+	if err := recordEvents(ctx, rec, node, events.KeyStream, g.keyEvents...); err != nil {
+		return fmt.Errorf("record the keys' activation: %w", err)
+	}
+	return nil
 }
 
-func recordConfig(ctx context.Context, rec tsa.Recorder, node string, evs ...events.Event) error {
-	return recordEvents(ctx, rec, node, events.ConfigStream, evs...)
+// SourceOf names where a configuration came from: its file, or "flags".
+func SourceOf(cfg *config.File) string {
+	if cfg.Path == "" {
+		return "flags"
+	}
+	return cfg.Path
 }
 
 // recordEvents appends evs to stream, durably, before it returns.
@@ -49,7 +59,7 @@ func recordEvents(ctx context.Context, rec tsa.Recorder, node, stream string, ev
 
 // withEndedAlgorithms adds, after each service added or modified by a
 // reload, the ended algorithms it runs with.
-func withEndedAlgorithms(g *generation, changes []events.Event) []events.Event {
+func withEndedAlgorithms(g *Generation, changes []events.Event) []events.Event {
 	out := make([]events.Event, 0, len(changes))
 	for _, c := range changes {
 		out = append(out, c)
@@ -60,88 +70,79 @@ func withEndedAlgorithms(g *generation, changes []events.Event) []events.Event {
 	return out
 }
 
-// reloader applies a changed configuration file on SIGHUP.
-type reloader struct {
-	flags   *serverFlags
-	kf      keyFiles
-	w       wiring
-	live    *liveServices
-	handler *httpapi.Handler
-	store   tsa.Recorder
-	keys    streamReader
-	tcp     *tcpServers
-	log     *slog.Logger
+// Reloader puts a changed configuration in force (on SIGHUP).
+type Reloader struct {
+	Live   *Live
+	Wiring Wiring
+	// Keys reads the key record, for the keys retired since the start.
+	Keys StreamReader
 }
 
-// reload builds the new services beside the running ones and swaps them in
-// only when the file is valid, every key loads, the change is recorded,
-// and nothing it changes needs a restart. Otherwise the running
-// configuration stays and the refusal is recorded with every reason.
-func (r *reloader) reload(ctx context.Context) {
-	source := r.flags.config
+// Reload builds the services of cfg (read from source, checked; readErr
+// when it could not be read or checked) beside the running ones and puts
+// them in force only when every key loads, the change is recorded, and
+// nothing it changes needs a restart. Otherwise the running configuration
+// stays and the refusal is recorded with every reason. It reports whether
+// the new configuration is in force.
+func (r *Reloader) Reload(ctx context.Context, source string, cfg *config.File, readErr error) bool {
+	w := r.Wiring
 	if source == "" {
 		r.refuse(ctx, "flags", "", []string{"the server was configured by flags: there is no file to reload"})
-		return
+		return false
 	}
-	old := r.live.gen.Load()
-	cfg, err := config.Read(source)
-	if err != nil {
-		r.refuse(ctx, source, "", []string{err.Error()})
-		return
+	if readErr != nil {
+		sum := ""
+		if cfg != nil {
+			sum = cfg.SHA256
+		}
+		r.refuse(ctx, source, sum, problemsOf(readErr))
+		return false
 	}
-	r.flags.applyOverrides(cfg, r.kf)
-	r.flags.applyClock(cfg, r.kf)
-	if err := cfg.Check(); err != nil {
-		r.refuse(ctx, source, cfg.SHA256, problemsOf(err))
-		return
-	}
+	old := r.Live.Current()
 	if problems := needsRestart(old.file, cfg); len(problems) > 0 {
 		r.refuse(ctx, source, cfg.SHA256, problems)
-		return
+		return false
 	}
-	w := r.w
-	w.now = time.Now()
-	w.warnDays = cfg.Server.CertificateWarningDays
-	if w.retired, err = retiredKeys(ctx, r.keys); err != nil {
+	w.Now = time.Now()
+	w.WarnDays = cfg.Server.CertificateWarningDays
+	var err error
+	if w.Retired, err = RetiredKeys(ctx, r.Keys); err != nil {
 		r.refuse(ctx, source, cfg.SHA256, []string{err.Error()})
-		return
+		return false
 	}
-	gen, err := build(cfg, w)
+	gen, err := Build(cfg, w)
 	if err != nil {
 		r.refuse(ctx, source, cfg.SHA256, problemsOf(err))
-		return
+		return false
 	}
 	changes := diff(old, gen)
 	if len(changes) == 0 {
-		r.log.Info("configuration reloaded: no service changed", "file", source)
+		w.Log.Info("configuration reloaded: no service changed", "file", source)
 		gen.close()
-		return
+		return false
 	}
-	err = recordConfig(ctx, r.store, r.w.node, withEndedAlgorithms(gen, changes)...)
+	err = recordEvents(ctx, w.Recorder, w.Node, events.ConfigStream, withEndedAlgorithms(gen, changes)...)
 	if err == nil && len(gen.keyEvents) > 0 {
-		err = recordEvents(ctx, r.store, r.w.node, events.KeyStream, gen.keyEvents...)
+		err = recordEvents(ctx, w.Recorder, w.Node, events.KeyStream, gen.keyEvents...)
 	}
 	if err != nil {
 		// Audit-first: a change that is not on the record does not apply.
-		r.log.Error("configuration reload not applied: its record failed", "file", source, "err", err)
+		w.Log.Error("configuration reload not applied: its record failed", "file", source, "err", err)
 		gen.close()
-		return
+		return false
 	}
-	if err := r.handler.SetRoutes(gen.routes); err != nil {
-		r.log.Error("configuration reload not applied", "err", err)
-		gen.close()
-		return
-	}
-	r.live.gen.Store(gen)
+	r.Live.gen.Store(gen)
 	// Requests already inside the old services finish with them.
 	time.AfterFunc(time.Minute, old.close)
-	r.log.Info("configuration reloaded", "file", source, "changes", len(changes))
+	w.Log.Info("configuration reloaded", "file", source, "changes", len(changes))
+	return true
 }
 
-func (r *reloader) refuse(ctx context.Context, source, sum string, problems []string) {
-	r.log.Error("configuration reload refused: the running configuration stays", "file", source, "problems", problems)
-	if err := recordConfig(ctx, r.store, r.w.node, events.ServiceConfigRefused{Source: source, FileSHA256: sum, Problems: problems}); err != nil {
-		r.log.Error("configuration refusal not recorded", "err", err)
+func (r *Reloader) refuse(ctx context.Context, source, sum string, problems []string) {
+	w := r.Wiring
+	w.Log.Error("configuration reload refused: the running configuration stays", "file", source, "problems", problems)
+	if err := recordEvents(ctx, w.Recorder, w.Node, events.ConfigStream, events.ServiceConfigRefused{Source: source, FileSHA256: sum, Problems: problems}); err != nil {
+		w.Log.Error("configuration refusal not recorded", "err", err)
 	}
 }
 
@@ -179,9 +180,9 @@ func tcpAddrs(f *config.File) map[string]string {
 }
 
 // diff is the record of what a reload changes, service by service.
-func diff(old, cur *generation) []events.Event {
+func diff(old, cur *Generation) []events.Event {
 	var out []events.Event
-	src, sum := sourceOf(cur.file), cur.file.SHA256
+	src, sum := SourceOf(cur.file), cur.file.SHA256
 	for _, name := range cur.order {
 		b := cur.byName[name]
 		prev, ok := old.byName[name]
