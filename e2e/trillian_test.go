@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/logkey"
-	"github.com/chronolog/chronolog/adapters/logwire"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/trillian"
 	"github.com/chronolog/chronolog/adapters/translog/trillian/trilliantest"
 )

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/bundle"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/translog"
 )
 
@@ -56,7 +56,7 @@ func writeLog(ctx context.Context, lg Log, cfg Config, sum *Summary) error {
 		}
 		proofs[cp.Size] = p
 		sizes[serial] = cp.Size
-		raw, err := bundle.MarshalFile(proofFile(p))
+		raw, err := bundle.MarshalFile(p)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func writeLog(ctx context.Context, lg Log, cfg Config, sum *Summary) error {
 		if err != nil {
 			return err
 		}
-		raw, err := bundle.MarshalFile(bundle.Consistency{From: size, To: final.Size, Proof: bundle.EncodeHashes(hashes)})
+		raw, err := bundle.MarshalFile(bundle.Consistency{From: size, To: final.Size, Proof: logwire.EncodeHashes(hashes)})
 		if err != nil {
 			return err
 		}
@@ -121,24 +121,6 @@ func writeLog(ctx context.Context, lg Log, cfg Config, sum *Summary) error {
 		}
 	}
 	return nil
-}
-
-// proofFile is a proof as the bundle keeps it: the API's JSON, field for
-// field (TestProofFileKeepsTheAPIsBytes).
-func proofFile(p logwire.Proof) bundle.Proof {
-	event := func(e logwire.Event) bundle.ProofEvent {
-		return bundle.ProofEvent{Position: e.Position, Stream: e.Stream, Revision: e.Revision, ID: e.ID, Type: e.Type, Payload: e.Payload}
-	}
-	var evs []bundle.ProofEvent
-	for _, e := range p.Segment.Events {
-		evs = append(evs, event(e))
-	}
-	s := p.Segment
-	return bundle.Proof{
-		Serial: p.Serial, Event: event(p.Event),
-		Segment:    bundle.ProofSegment{Index: s.Index, Leaf: s.Leaf, First: s.First, Last: s.Last, Count: s.Count, Root: s.Root, Events: evs},
-		EventIndex: p.EventIndex, EventPath: p.EventPath, LogPath: p.LogPath, Checkpoint: p.Checkpoint,
-	}
 }
 
 // writeTail writes the evidence of the tail's sealed segments under
@@ -181,7 +163,7 @@ func writeTail(ctx context.Context, lg Log, out string, tail bundle.Tail, final 
 		if err != nil {
 			return nil, fmt.Errorf("the segment sealed at position %d: %w", b.Position, err)
 		}
-		raw, err := bundle.MarshalFile(bundle.SegmentProof{Index: s.Index, Leaf: seg.Leaf, Size: final.Size, LogPath: bundle.EncodeHashes(path)})
+		raw, err := bundle.MarshalFile(bundle.SegmentProof{Index: s.Index, Leaf: seg.Leaf, Size: final.Size, LogPath: logwire.EncodeHashes(path)})
 		if err != nil {
 			return nil, err
 		}

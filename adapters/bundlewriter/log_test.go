@@ -2,18 +2,16 @@ package bundlewriter
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/bundle"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -68,7 +66,7 @@ func TestWriteLogTiesOlderProofsToTheCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hashes, err := bundle.DecodeHashes(c.Proof)
+	hashes, err := logwire.DecodeHashes(c.Proof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +116,7 @@ func TestWriteCarriesTrailingBookkeeping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := bundle.DecodeHashes(sp.LogPath)
+	path, err := logwire.DecodeHashes(sp.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,47 +165,5 @@ func TestWriteRefusesALeafOtherThanItsSeal(t *testing.T) {
 	_, err := writeTail(context.Background(), lg, t.TempDir(), tail, translog.Checkpoint{Size: 3, Root: merkle.Root(l.hashes)})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the log's segment %d differs from its seal recorded at position %d (last)", 2, 7)) {
 		t.Errorf("err = %v", err)
-	}
-}
-
-// TestProofFileKeepsTheAPIsBytes: a token's proof is kept as the API
-// served it, so bundles written before the format had a package of its
-// own and after are the same bytes. A field added to the API's proof
-// must be added to the bundle's (or deliberately left out) here.
-func TestProofFileKeepsTheAPIsBytes(t *testing.T) {
-	ev := func(i byte) logwire.Event {
-		return logwire.Event{Position: uint64(i), Stream: "tsr-a1", Revision: 2, ID: "id", Type: "TimestampIssued.v1", Payload: []byte{i, '{'}}
-	}
-	p := logwire.Proof{
-		Serial: "a1", Event: ev(4),
-		Segment:    logwire.Segment{Index: 1, Leaf: []byte{1}, First: 3, Last: 4, Count: 2, Root: []byte{2}, Events: []logwire.Event{ev(3), ev(4)}},
-		EventIndex: 1, EventPath: []string{"a"}, LogPath: []string{"b", "c"}, Checkpoint: "note\n",
-	}
-	// Every field set, so that a field the bundle's copy lacks or names
-	// otherwise shows in the bytes.
-	for _, v := range []reflect.Value{reflect.ValueOf(p), reflect.ValueOf(p.Event), reflect.ValueOf(p.Segment)} {
-		for i := range v.NumField() {
-			if v.Field(i).IsZero() {
-				t.Fatalf("the test leaves %s.%s zero: set it", v.Type().Name(), v.Type().Field(i).Name)
-			}
-		}
-	}
-	api, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file, err := bundle.MarshalFile(proofFile(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(file) != string(api)+"\n" {
-		t.Errorf("the bundle keeps\n%s\nthe API served\n%s", file, api)
-	}
-	// Without the segment's events, as /log/v1/proof serves it.
-	p.Segment.Events = nil
-	api, _ = json.Marshal(p)
-	file, _ = bundle.MarshalFile(proofFile(p))
-	if string(file) != string(api)+"\n" || strings.Contains(string(file), `"events"`) {
-		t.Errorf("the bundle keeps\n%s\nthe API served\n%s", file, api)
 	}
 }

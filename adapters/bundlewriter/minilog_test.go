@@ -15,9 +15,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/adapters/logclient"
-	"github.com/chronolog/chronolog/adapters/logwire"
 	"github.com/chronolog/chronolog/domain/bundle"
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
 	"github.com/chronolog/chronolog/adapters/ids"
-	"github.com/chronolog/chronolog/adapters/logwire"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/tessera"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/merkle"

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/logwire"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 )
 

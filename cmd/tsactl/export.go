@@ -14,7 +14,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/bundlewriter"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/logclient"
-	"github.com/chronolog/chronolog/adapters/logwire"
+	"github.com/chronolog/chronolog/domain/logwire"
 )
 
 const exportUsage = `usage: tsactl export --data DIR --url TSA_URL --from T1 --to T2 --out BUNDLE_DIR [flags]

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -82,7 +83,7 @@ func (l *miniLog) proof(t *testing.T, size uint64) Proof {
 		Serial:     "a1",
 		Event:      ProofEvent{Position: 4, Stream: "tsr-a1", Type: "TimestampIssued.v1", Payload: l.payloads[3]},
 		Segment:    ProofSegment{Index: 1, Leaf: seg.Marshal(), First: seg.First, Last: seg.Last, Count: seg.Count, Root: seg.Root[:]},
-		EventIndex: 1, EventPath: EncodeHashes(eventPath), LogPath: EncodeHashes(logPath),
+		EventIndex: 1, EventPath: logwire.EncodeHashes(eventPath), LogPath: logwire.EncodeHashes(logPath),
 		Checkpoint: string(l.checkpoint(t, size)),
 	}
 }
@@ -168,7 +169,7 @@ func (l *miniLog) logFiles(t *testing.T, final, proofAt uint64, tail Tail) fstes
 		if err != nil {
 			t.Fatal(err)
 		}
-		put(SegmentProofPath(i), SegmentProof{Index: i, Leaf: l.leaves[i].Marshal(), Size: final, LogPath: EncodeHashes(path)})
+		put(SegmentProofPath(i), SegmentProof{Index: i, Leaf: l.leaves[i].Marshal(), Size: final, LogPath: logwire.EncodeHashes(path)})
 	}
 	for size, ok := range older {
 		if !ok {
@@ -178,7 +179,7 @@ func (l *miniLog) logFiles(t *testing.T, final, proofAt uint64, tail Tail) fstes
 		if err != nil {
 			t.Fatal(err)
 		}
-		put(ConsistencyPath(size, final), Consistency{From: size, To: final, Proof: EncodeHashes(p)})
+		put(ConsistencyPath(size, final), Consistency{From: size, To: final, Proof: logwire.EncodeHashes(p)})
 	}
 	return fsys
 }

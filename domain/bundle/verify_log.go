@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )
@@ -129,7 +130,7 @@ func (v *verifier) checkConsistency(older, newer []byte, from, to uint64) error 
 	if wc.From != from || wc.To != to {
 		return fmt.Errorf("%s: proves %d→%d", p, wc.From, wc.To)
 	}
-	hashes, err := DecodeHashes(wc.Proof)
+	hashes, err := logwire.DecodeHashes(wc.Proof)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
@@ -257,7 +258,7 @@ func (v *verifier) provenLeaf(p string, index uint64, final translog.Checkpoint)
 	if sp.Size != final.Size {
 		return translog.SegmentLeaf{}, fmt.Errorf("%s: proves segment %d in a tree of %d leaves, log/checkpoint has %d", p, index, sp.Size, final.Size)
 	}
-	path, err := DecodeHashes(sp.LogPath)
+	path, err := logwire.DecodeHashes(sp.LogPath)
 	if err != nil {
 		return translog.SegmentLeaf{}, fmt.Errorf("%s: %w", p, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 )
 
@@ -63,7 +64,7 @@ func TestLogTiesOlderProofsToTheCheckpoint(t *testing.T) {
 	// not tied to log/checkpoint.
 	cons := ConsistencyPath(2, 3)
 	wrong := clone(fsys)
-	raw, _ := MarshalFile(Consistency{From: 2, To: 3, Proof: EncodeHashes([]merkle.Hash{{1}})})
+	raw, _ := MarshalFile(Consistency{From: 2, To: 3, Proof: logwire.EncodeHashes([]merkle.Hash{{1}})})
 	wrong[cons] = &fstest.MapFile{Data: raw}
 	wantCheck(t, l.checkLog(wrong, nil), "log", Failed, "",
 		"log/proofs/a1.json: leads to the checkpoint of size 2: log/consistency/2-3.json: translog: FORK")
@@ -205,7 +206,7 @@ func TestTrailingBookkeeping(t *testing.T) {
 			editSegment(fsys, func(sp *SegmentProof) { sp.Size = 2 })
 		}, "log/segments/2.json: proves segment 2 in a tree of 2 leaves, log/checkpoint has 3"},
 		{"a wrong log path", func(fsys fstest.MapFS, _ Tail) {
-			editSegment(fsys, func(sp *SegmentProof) { sp.LogPath[0] = EncodeHashes([]merkle.Hash{{7}})[0] })
+			editSegment(fsys, func(sp *SegmentProof) { sp.LogPath[0] = logwire.EncodeHashes([]merkle.Hash{{7}})[0] })
 		}, "log/segments/2.json: segment 2 does not lead to the root of log/checkpoint (size 3)"},
 		{"another leaf", func(fsys fstest.MapFS, _ Tail) {
 			editSegment(fsys, func(sp *SegmentProof) { sp.Leaf = l.leaves[1].Marshal() })
