@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/cmd/internal/readmodels"
 	"github.com/chronolog/chronolog/projections"
 )
@@ -35,7 +37,7 @@ func runReplay(args []string) error {
 	if err != nil {
 		return err
 	}
-	opt := projections.ReplayOptions{}
+	opt := projections.RunnerConfig{MaxBatch: 8192}
 	if *until != "" {
 		if n, err := strconv.ParseUint(*until, 10, 64); err == nil {
 			opt.Until = n
@@ -67,7 +69,6 @@ func runReplay(args []string) error {
 		return fmt.Errorf("open the event store: %w", err)
 	}
 	defer st.Close()
-	opt.Target = st.Head()
 	if *verify {
 		// The live read models stand at their own checkpoints: rebuild to
 		// the lowest, so that both describe the same prefix of the record.
@@ -80,18 +81,18 @@ func runReplay(args []string) error {
 			opt.Until = readmodels.LowestCheckpoint(live)
 		}
 	}
-	stores := make([]*projections.Store, 0, len(ps))
-	for _, p := range ps {
-		s, err := projections.Open(ctx, filepath.Join(*out, p.Name()+".db"), p)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		stores = append(stores, s)
+	// A replay writes millions of rows, some into indexes over random
+	// keys (the archive's imprints): a large page cache spares it most of
+	// their rereads.
+	models, stores, err := readmodels.Open(ctx, *out, ps, readstore.Options{CacheKiB: 64 << 10})
+	if err != nil {
+		return err
 	}
+	defer readmodels.CloseAll(stores)
 	bar := newProgressBar(os.Stderr, *quiet)
 	opt.Progress = bar.update
-	p, err := projections.Replay(ctx, st, stores, opt)
+	opt.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := projections.Replay(ctx, projections.ReplayFeed(st), models, opt)
 	bar.done(p)
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func runReplay(args []string) error {
 	if !*verify {
 		return nil
 	}
-	return verifyReplay(ctx, st, *data, stores)
+	return verifyReplay(ctx, st, *data, models, stores)
 }
 
 // progressBar draws a one-line bar on a terminal, at most ten times a
