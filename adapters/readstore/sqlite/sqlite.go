@@ -33,10 +33,11 @@ import (
 
 // Options tune a read store.
 type Options struct {
-	// CacheKiB is the writer connection's page cache. Default 4096
-	// (4 MiB): a live store commits small batches; a replay writing
-	// millions of rows into an index over random keys (an imprint) wants
-	// more.
+	// CacheKiB is the writer connection's page cache. Default 2048
+	// (2 MiB): a live store commits small batches, and its misses are
+	// reads from the system's file cache, which a server's RSS does not
+	// count; a replay writing millions of rows into an index over random
+	// keys (an imprint) wants more.
 	CacheKiB int
 	// ReadConns bounds the read-only connections of DB. Default 2.
 	ReadConns int
@@ -85,7 +86,7 @@ const checkpointDDL = `CREATE TABLE IF NOT EXISTS checkpoint (
 // and made anew, empty: Rebuilt tells so.
 func Open(ctx context.Context, path string, p projections.Projection, opt Options) (*Store, error) {
 	if opt.CacheKiB <= 0 {
-		opt.CacheKiB = 4096
+		opt.CacheKiB = 2048
 	}
 	if opt.ReadConns <= 0 {
 		opt.ReadConns = 2
