@@ -379,20 +379,20 @@ func (r *Runner) decode(recs []eventstore.RecordedEvent, limit uint64) (evs []Ev
 		handled := r.handled[rec.Type]
 		// The envelope is read for the events a projection reads, for
 		// the time limit, and for the lag (the batch's last).
-		if handled || byTime || i == len(recs)-1 {
-			env, err := events.DecodeEnvelope(rec.Payload)
-			switch {
-			case err != nil:
-				e.err = fmt.Errorf("event %d (%s): %w", rec.Position, rec.Type, err)
-			default:
-				e.RecordedAt, e.Service, e.Node = env.RecordedAt, env.Metadata.Service, env.Metadata.Node
-				if handled {
-					if e.Data, err = events.DecodeData(rec.Type, env.Data); err != nil {
-						e.err = fmt.Errorf("event %d: %w", rec.Position, err)
-					}
-				}
-			}
+		var (
+			env events.Envelope
+			err error
+		)
+		switch {
+		case handled:
+			env, e.Data, err = events.DecodeEvent(rec.Type, rec.Payload)
+		case byTime || i == len(recs)-1:
+			env, err = events.DecodeEnvelope(rec.Payload)
 		}
+		if err != nil {
+			e.err = fmt.Errorf("event %d (%s): %w", rec.Position, rec.Type, err)
+		}
+		e.RecordedAt, e.Service, e.Node = env.RecordedAt, env.Metadata.Service, env.Metadata.Node
 		if byTime && e.err == nil && e.RecordedAt.After(r.cfg.UntilTime) {
 			return evs, true
 		}

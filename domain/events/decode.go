@@ -48,6 +48,55 @@ var handDecoders = map[string]func([]byte) (Event, error){
 	TypeTimestampForwarded:   decodeHand[TimestampForwarded],
 }
 
+// DecodeEvent decodes a stored envelope and its data in one pass, for an
+// event of a registered type: what DecodeEnvelope and then DecodeData of
+// its Data return, without reading the data twice.
+func DecodeEvent(eventType string, payload []byte) (Envelope, Event, error) {
+	dec, ok := inPlace[eventType]
+	if !ok {
+		return Envelope{}, nil, fmt.Errorf("decode %s: unknown event type", eventType)
+	}
+	var (
+		env     Envelope
+		e       Event
+		dataErr error
+		seen    bool
+	)
+	d := decoder{b: payload}
+	err := d.object(&envelopeFields, 1, func(name string) error {
+		if name != "data" {
+			return env.member(&d, 1, name)
+		}
+		// The last "data" wins, decoded afresh as DecodeData would; one
+		// that does not decode is still passed (checked) in case a later
+		// one does.
+		start := d.i
+		seen = true
+		e, dataErr = dec(&d, 2)
+		if dataErr != nil {
+			d.i = start
+			if err := d.skip(2); err != nil {
+				return err
+			}
+		}
+		env.Data = d.b[start:d.i]
+		return nil
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
+		return Envelope{}, nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	if !seen {
+		e, dataErr = dec(&decoder{}, 1)
+	}
+	if dataErr != nil {
+		return env, nil, fmt.Errorf("decode %s: %w", eventType, dataErr)
+	}
+	return env, e, nil
+}
+
 // decoders maps each wire name to the decoder of its data.
 var decoders = func() map[string]func([]byte) (Event, error) {
 	out := map[string]func([]byte) (Event, error){}
@@ -66,6 +115,45 @@ var decoders = func() map[string]func([]byte) (Event, error) {
 	}
 	return out
 }()
+
+// inPlace decodes the data of each registered type where it stands in an
+// envelope being decoded.
+var inPlace = func() map[string]func(*decoder, int) (Event, error) {
+	out := map[string]func(*decoder, int) (Event, error){}
+	for typ := range registry {
+		if dec, ok := handInPlace[typ]; ok {
+			out[typ] = dec
+			continue
+		}
+		whole := decoders[typ]
+		out[typ] = func(d *decoder, depth int) (Event, error) {
+			raw, err := d.raw(depth)
+			if err != nil {
+				return nil, err
+			}
+			return whole(raw)
+		}
+	}
+	return out
+}()
+
+var handInPlace = map[string]func(*decoder, int) (Event, error){
+	TypeTimestampRequested:   inPlaceHand[TimestampRequested],
+	TypeFilterDecided:        inPlaceHand[FilterDecided],
+	TypeFilterChainDecided:   inPlaceHand[FilterChainDecided],
+	TypeTimestampIssued:      inPlaceHand[TimestampIssued],
+	TypeTimestampRejected:    inPlaceHand[TimestampRejected],
+	TypeTimestampUndelivered: inPlaceHand[TimestampUndelivered],
+	TypeTimestampForwarded:   inPlaceHand[TimestampForwarded],
+}
+
+func inPlaceHand[T any, P handDecoded[T]](d *decoder, depth int) (Event, error) {
+	var v T
+	if err := P(&v).decodeJSON(d, depth); err != nil {
+		return nil, err
+	}
+	return any(v).(Event), nil
+}
 
 // handDecoded is implemented by the pointers to the event types decoded
 // by hand.
@@ -103,25 +191,27 @@ var (
 )
 
 func (e *Envelope) decodeJSON(d *decoder, depth int) error {
-	return d.object(&envelopeFields, depth, func(name string) error {
-		switch name {
-		case "type":
-			return d.str(&e.Type)
-		case "id":
-			return d.str(&e.ID)
-		case "stream":
-			return d.str(&e.Stream)
-		case "recordedAt":
-			return d.time(&e.RecordedAt)
-		case "data":
-			raw, err := d.raw(depth + 1)
-			e.Data = raw
-			return err
-		case "metadata":
-			return e.Metadata.decodeJSON(d, depth+1)
-		}
-		return nil
-	})
+	return d.object(&envelopeFields, depth, func(name string) error { return e.member(d, depth, name) })
+}
+
+func (e *Envelope) member(d *decoder, depth int, name string) error {
+	switch name {
+	case "type":
+		return d.str(&e.Type)
+	case "id":
+		return d.str(&e.ID)
+	case "stream":
+		return d.str(&e.Stream)
+	case "recordedAt":
+		return d.time(&e.RecordedAt)
+	case "data":
+		raw, err := d.raw(depth + 1)
+		e.Data = raw
+		return err
+	case "metadata":
+		return e.Metadata.decodeJSON(d, depth+1)
+	}
+	return nil
 }
 
 func (m *Metadata) decodeJSON(d *decoder, depth int) error {

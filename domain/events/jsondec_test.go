@@ -299,3 +299,96 @@ func BenchmarkDecodeRequestEvents(b *testing.B) {
 		}
 	}
 }
+
+// checkDecodeEvent holds DecodeEvent to DecodeEnvelope and DecodeData.
+func checkDecodeEvent(t *testing.T, typ string, payload []byte) {
+	t.Helper()
+	env, e, err := DecodeEvent(typ, payload)
+	wantEnv, werr := DecodeEnvelope(payload)
+	var want Event
+	if werr == nil {
+		want, werr = DecodeData(typ, wantEnv.Data)
+	}
+	if (err != nil) != (werr != nil) {
+		t.Fatalf("%s %q: error %v, apart: %v", typ, payload, err, werr)
+	}
+	if err == nil && (!reflect.DeepEqual(env, wantEnv) || !reflect.DeepEqual(e, want)) {
+		t.Fatalf("%s %q:\n got %#v %#v\nwant %#v %#v", typ, payload, env, e, wantEnv, want)
+	}
+}
+
+func TestDecodeEvent(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	for _, typ := range Types() {
+		for range 100 {
+			v := reflect.New(reflect.TypeOf(New(typ)).Elem())
+			if _, hand := handDecoders[typ]; hand {
+				fill(t, r, v.Elem())
+			}
+			payload, err := AppendEnvelope(nil, "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f20", "s", time.Unix(r.Int64N(1e10), 0), Metadata{Node: "n"}, v.Elem().Interface().(Event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDecodeEvent(t, typ, payload)
+		}
+	}
+	for _, p := range []string{
+		`{"type":"x"}`, `{"data":null}`, `{"data":{"serial":1},"data":{"serial":"a"}}`, `{"data":{"serial":"a"},"data":{"genTime":"2026-01-02T03:04:05Z"}}`,
+		`{"data":{"serial":"a"},"data":{"serial":1}}`, `{"data":{"serial":"a",}}`, `{"data":{"token":"AA=="}} x`, `{"DATA":{"serial":"b"}}`,
+	} {
+		checkDecodeEvent(t, TypeTimestampIssued, []byte(p))
+		checkDecodeEvent(t, TypeClockSampled, []byte(p))
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	types := Types()
+	slices.Sort(types)
+	at := time.Date(2026, 11, 22, 16, 7, 45, 123456000, time.UTC)
+	for i, typ := range types {
+		if _, hand := handDecoders[typ]; !hand {
+			continue
+		}
+		for _, e := range samplesOf(f, typ) {
+			b, err := AppendEnvelope(nil, "01938d2e-6c4b-7e2a-9f1d-3b5c7a9e1f20", "tsr-1a", at, Metadata{Node: "n", Service: "s"}, e)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(uint8(i), b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
+		checkDecodeEvent(t, types[int(which)%len(types)], payload)
+	})
+}
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	at := time.Date(2026, 11, 24, 21, 10, 1, 572064073, time.UTC)
+	serial := "1a20f64ea6470f782a25aec98d22641"
+	e := TimestampIssued{Serial: serial, GenTime: at, Policy: "1.3.6.1.4.1.32473.3161.1",
+		Signer: "ddc8a5c95e1d25610daa5902beecf845d7b02f745a4ee18cc97591bb7af2f19e", Token: bytes.Repeat([]byte{0x30, 0x82, 0x02, 0x9e}, 168)}
+	p, err := AppendEnvelope(nil, "01a20f64-ea64-7103-91fc-e1a04d5b6a10", "tsr-"+serial, at, Metadata{Node: "tsa-1", Service: "default"}, e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("one pass", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := DecodeEvent(TypeTimestampIssued, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("envelope then data", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			env, err := DecodeEnvelope(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := DecodeData(TypeTimestampIssued, env.Data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

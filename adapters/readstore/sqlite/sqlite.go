@@ -41,6 +41,11 @@ type Options struct {
 	CacheKiB int
 	// ReadConns bounds the read-only connections of DB. Default 2.
 	ReadConns int
+	// Bulk builds a fresh store as fast as it can, for a replay: its
+	// journal in memory and no fsync, and the schema's (non-unique)
+	// indexes built by Finish, once all rows are in, rather than row by
+	// row. A bulk store that was not finished is not to be used.
+	Bulk bool
 }
 
 // Store is one projection's read store.
@@ -57,6 +62,9 @@ type Store struct {
 	args  []driver.NamedValue
 
 	rdb *sql.DB
+
+	// deferred are the indexes a bulk store builds when it finishes.
+	deferred []string
 
 	mu         sync.Mutex
 	checkpoint uint64
@@ -108,7 +116,7 @@ func Open(ctx context.Context, path string, p projections.Projection, opt Option
 		}
 		s.rebuilt = true
 	}
-	if err := s.init(ctx, p); err != nil {
+	if err := s.init(ctx, p, opt.Bulk); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("read store %s of %s: %w", path, p.Name(), err)
 	}
@@ -154,8 +162,12 @@ func dsn(path, params string) string {
 // schema digest, if the store has one; found tells whether the file held
 // any table at all.
 func (s *Store) openWriter(ctx context.Context, opt Options) (found bool, digest string, err error) {
+	journal := "_journal_mode=WAL&_synchronous=NORMAL"
+	if opt.Bulk {
+		journal = "_journal_mode=MEMORY&_synchronous=OFF"
+	}
 	s.wdb, err = sql.Open("sqlite3", dsn(s.path, fmt.Sprintf(
-		"_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=off&_cache_size=-%d", opt.CacheKiB)))
+		"%s&_busy_timeout=5000&_foreign_keys=off&_cache_size=-%d", journal, opt.CacheKiB)))
 	if err != nil {
 		return false, "", fmt.Errorf("open read store %s: %w", s.path, err)
 	}
@@ -211,9 +223,15 @@ func readCheckpoint(ctx context.Context, q queryRower, name string, pos *uint64)
 	return true, digest, nil
 }
 
-// init creates the tables and the checkpoint row, and reads it.
-func (s *Store) init(ctx context.Context, p projections.Projection) error {
+// init creates the tables and the checkpoint row, and reads it; a bulk
+// store leaves its non-unique indexes for Finish (a unique one is a rule
+// its rows must keep).
+func (s *Store) init(ctx context.Context, p projections.Projection, bulk bool) error {
 	for _, q := range append([]string{checkpointDDL}, p.Schema()...) {
+		if bulk && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), "CREATE INDEX") {
+			s.deferred = append(s.deferred, q)
+			continue
+		}
 		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("schema: %w", err)
 		}
@@ -234,6 +252,28 @@ func (s *Store) openReaders(n int) error {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	s.rdb = db
+	return nil
+}
+
+// Finish builds a bulk store's indexes and makes it a store like any
+// other (WAL, synchronous=NORMAL). It does nothing to another store.
+func (s *Store) Finish(ctx context.Context) error {
+	if s.readOnly || s.wconn == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.deferred) > 0 {
+		if _, err := s.wconn.ExecContext(ctx, s.deferred[0]); err != nil {
+			return fmt.Errorf("read store %s: index: %w", s.path, err)
+		}
+		s.deferred = s.deferred[1:]
+	}
+	for _, q := range []string{"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"} {
+		if _, err := s.wconn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("read store %s: %s: %w", s.path, q, err)
+		}
+	}
 	return nil
 }
 

@@ -247,3 +247,58 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("OpenReadOnly created %s", missing)
 	}
 }
+
+// TestBulk: a bulk store keeps its unique indexes from the start and
+// builds the others when it finishes, then is a store like any other.
+func TestBulk(t *testing.T) {
+	ctx := context.Background()
+	p := indexed{}
+	path := filepath.Join(t.TempDir(), "bulk.db")
+	s, err := Open(ctx, path, p, Options{Bulk: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	indexes := func() string {
+		t.Helper()
+		var names string
+		if err := s.DB().QueryRow(`SELECT coalesce(group_concat(name, ','), '') FROM (SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)`).Scan(&names); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if got := indexes(); got != "t_one" {
+		t.Fatalf("indexes before Finish: %q", got)
+	}
+	put(t, s, 2, "a", 1, "b", 2)
+	if err := s.Update(ctx, 3, func(tx projections.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO t (k, v) VALUES ('c', 2)`)
+		return err
+	}); err == nil {
+		t.Error("the unique index did not hold in bulk")
+	}
+	if err := s.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(); got != "t_one,t_v" {
+		t.Fatalf("indexes after Finish: %q", got)
+	}
+	var mode string
+	if err := s.DB().QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal mode %q, %v", mode, err)
+	}
+	put(t, s, 4, "d", 4)
+	if s.Checkpoint() != 4 || count(t, s.DB()) != 3 {
+		t.Fatalf("checkpoint %d, %d rows", s.Checkpoint(), count(t, s.DB()))
+	}
+}
+
+// indexed is a table with a unique index and another.
+type indexed struct{}
+
+func (indexed) Name() string { return "indexed" }
+func (indexed) Schema() []string {
+	return []string{`CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS t_one ON t (v)`, `CREATE INDEX IF NOT EXISTS t_v ON t (v, k)`}
+}
+func (indexed) Handlers() []projections.Handler { return nil }
