@@ -8,24 +8,36 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
 )
 
-// replayCounter counts events by type and remembers the serials it saw.
+// replayCounter counts requests and rejections, one row per event.
 type replayCounter struct{}
 
 func (replayCounter) Name() string { return "replay-counter" }
 func (replayCounter) Schema() []string {
 	return []string{`CREATE TABLE IF NOT EXISTS counts (type TEXT PRIMARY KEY, n INTEGER NOT NULL)`}
 }
-func (replayCounter) Apply(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	_, err := tx.Exec(ctx, `INSERT INTO counts (type, n) VALUES (?, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1`, e.Type)
+func (replayCounter) Handlers() []projections.Handler {
+	return []projections.Handler{
+		projections.On(func(ctx context.Context, tx projections.Tx, m projections.Meta, _ events.TimestampRequested) error {
+			return countRow(ctx, tx, m)
+		}),
+		projections.On(func(ctx context.Context, tx projections.Tx, m projections.Meta, _ events.TimestampRejected) error {
+			return countRow(ctx, tx, m)
+		}),
+	}
+}
+
+func countRow(ctx context.Context, tx projections.Tx, m projections.Meta) error {
+	_, err := tx.Exec(ctx, `INSERT INTO counts (type, n) VALUES (?, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1`, m.Type)
 	return err
 }
 
-func count(t *testing.T, s *projections.Store, typ string) int {
+func countOf(t *testing.T, s *readstore.Store, typ string) int {
 	t.Helper()
 	var n int
 	if err := s.DB().QueryRow(`SELECT COALESCE((SELECT n FROM counts WHERE type = ?), 0)`, typ).Scan(&n); err != nil {
@@ -67,49 +79,61 @@ func TestReplay(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	st := fillStore(t, 50, t0)
 	ctx := context.Background()
-	open := func() *projections.Store {
-		s, err := projections.Open(ctx, filepath.Join(t.TempDir(), "c.db"), replayCounter{})
+	open := func() *readstore.Store {
+		s, err := readstore.Open(ctx, filepath.Join(t.TempDir(), "c.db"), replayCounter{}, readstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
+	replay := func(s *readstore.Store, cfg projections.RunnerConfig) (projections.Progress, error) {
+		cfg.Logger = quietLog()
+		return projections.Replay(ctx, projections.ReplayFeed(st), []projections.Model{{Projection: replayCounter{}, Store: s}}, cfg)
+	}
 	for _, tc := range []struct {
 		name      string
-		opt       projections.ReplayOptions
+		cfg       projections.RunnerConfig
 		requested int
 		last      uint64
 	}{
-		{"everything", projections.ReplayOptions{Target: 100, Batch: 7}, 50, 100},
-		{"until a position", projections.ReplayOptions{Target: 100, Until: 41, Batch: 8}, 21, 41},
-		{"until a time", projections.ReplayOptions{Target: 100, UntilTime: t0.Add(9 * time.Second)}, 10, 20},
+		{"everything", projections.RunnerConfig{MaxBatch: 7}, 50, 100},
+		{"until a position", projections.RunnerConfig{Until: 41, MaxBatch: 8}, 21, 41},
+		{"until a time", projections.RunnerConfig{UntilTime: t0.Add(9 * time.Second)}, 10, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open()
 			var calls int
-			tc.opt.Progress = func(projections.Progress) { calls++ }
-			p, err := projections.Replay(ctx, st, []*projections.Store{s}, tc.opt)
+			tc.cfg.Progress = func(projections.Progress) { calls++ }
+			p, err := replay(s, tc.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := count(t, s, events.TypeTimestampRequested); got != tc.requested || s.Checkpoint() != tc.last || p.Position != tc.last || calls == 0 {
+			if got := countOf(t, s, events.TypeTimestampRequested); got != tc.requested || s.Checkpoint() != tc.last || p.Position != tc.last || calls == 0 {
 				t.Fatalf("requested %d, checkpoint %d, progress %+v after %d calls", got, s.Checkpoint(), p, calls)
 			}
 		})
 	}
 	t.Run("resumes from its checkpoint, and twice is once", func(t *testing.T) {
 		s := open()
-		if _, err := projections.Replay(ctx, st, []*projections.Store{s}, projections.ReplayOptions{Target: 100, Until: 30}); err != nil {
+		if _, err := replay(s, projections.RunnerConfig{Until: 30}); err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if _, err := projections.Replay(ctx, st, []*projections.Store{s}, projections.ReplayOptions{Target: 100}); err != nil {
+			if _, err := replay(s, projections.RunnerConfig{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := count(t, s, events.TypeTimestampRejected); got != 50 {
+		if got := countOf(t, s, events.TypeTimestampRejected); got != 50 {
 			t.Fatalf("%d rejections counted", got)
+		}
+	})
+	t.Run("an empty record", func(t *testing.T) {
+		empty := fillStore(t, 0, t0)
+		s := open()
+		p, err := projections.Replay(ctx, projections.ReplayFeed(empty), []projections.Model{{Projection: replayCounter{}, Store: s}}, projections.RunnerConfig{})
+		if err != nil || p.Events != 0 || s.Checkpoint() != 0 {
+			t.Fatalf("%+v %v", p, err)
 		}
 	})
 }

@@ -4,48 +4,50 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/chronolog/chronolog/adapters/bus"
+	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
-// EventSource is what the Runner reads the event store through.
-type EventSource interface {
-	// SubscribeAll delivers every event after a position, in commit order.
-	SubscribeAll(ctx context.Context, after uint64) (eventstore.Subscription, error)
-	// Head is the position of the last committed event.
-	Head() uint64
-}
-
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
-	// MaxBatch caps the events of one batch. Default 2048.
+	// MaxBatch caps the events of one batch, so one read-store
+	// transaction. Default 2048.
 	MaxBatch int
 	// Logger logs failed projections (at error) and the runner's life.
 	// Default slog.Default().
 	Logger *slog.Logger
-	// Bus configures the bus the batches travel on (retries, backoff);
-	// its Logger defaults to Logger.
-	Bus bus.Config
 	// LagWindow is how many of the most recent batches the time-lag
 	// figures are over, per projection. Default 1024.
 	LagWindow int
-	// ResubscribeDelay is the wait before reading again after the event
-	// store failed a read. Default 1 s.
-	ResubscribeDelay time.Duration
-	// Linger is how long the feeder keeps collecting after a batch's
-	// first event, while the batch is under MaxBatch. Each batch costs
-	// every read store a commit: under load a few tens of milliseconds
-	// of lag buy far fewer commits. Default 50 ms; negative disables.
-	Linger time.Duration
+	// Retries is how many times a batch whose transaction failed is tried
+	// again, after RetryDelay doubling each time, before its projection
+	// stops. Default 3; negative for none.
+	Retries    int
+	RetryDelay time.Duration // default 50 ms
+	// CheckpointEvery is how long a read store may let its checkpoint
+	// stand, in memory only, while the batches hold no event it reads:
+	// a batch of requests costs the clock's store no commit. Default 1 s;
+	// negative commits every batch.
+	CheckpointEvery time.Duration
+
+	// Until, UntilTime and Progress bound and report Run.
+	//
+	// Until is the last position applied; zero means up to the feed's
+	// head when Run starts. UntilTime stops before the first event
+	// recorded after it: the read models as they were then.
+	Until     uint64
+	UntilTime time.Time
+	// Progress, when set, is called after each batch Run hands out.
+	Progress func(Progress)
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -55,51 +57,53 @@ func (c *RunnerConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Bus.Logger == nil {
-		c.Bus.Logger = c.Logger
-	}
 	if c.LagWindow <= 0 {
 		c.LagWindow = 1024
 	}
-	if c.Linger == 0 {
-		c.Linger = 50 * time.Millisecond
+	switch {
+	case c.Retries == 0:
+		c.Retries = 3
+	case c.Retries < 0:
+		c.Retries = 0
 	}
-	if c.ResubscribeDelay <= 0 {
-		c.ResubscribeDelay = time.Second
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 50 * time.Millisecond
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = time.Second
 	}
 }
 
-// Runner keeps projections live. A feeder subscribes to the event store
-// from the lowest checkpoint of the read stores, cuts the committed events
-// into batches (what the subscription has at hand, up to MaxBatch) and
-// publishes them on the bus (adapters/bus); each projection is a router
-// handler that applies every batch to its read store (Store.Apply skips
-// what a store already has). The bus hands a batch to every projection at
-// once and the feeder waits until all have it, so each sees the batches
-// in commit order and none runs ahead of the others by more than a batch.
+// Runner applies the events of a Feed to read models. A feeder reads the
+// feed from the lowest checkpoint of the read stores, decodes each event
+// once (the envelope of every event a projection reads, the data of the
+// types some projection handles) and hands each batch to every read
+// model's worker, which applies it in one transaction of its read store
+// (skipping what the store has already applied). A worker lags its
+// feeder by two batches at most: the slowest read model holds the feed
+// back instead of letting batches pile up in memory.
 //
-// A projection whose batch is poisoned (its Apply still fails after the
-// bus's retries, or fails with ErrUnknownEventType, or the batch does not
-// follow its checkpoint) stops: it is marked failed with the error, logged
-// at error level, and takes no further batch until the runner is started
-// anew, which replays it from its checkpoint. It never skips an event.
-// The other projections go on.
-//
-// The Runner owns its stores' Apply while it runs; it does not close them.
+// Run applies the feed up to a limit and returns: a replay. Start keeps
+// the read models live until Stop. There, a read model whose batch still
+// fails after the retries (or cannot be decoded, or does not follow its
+// checkpoint) stops: it is marked failed with the error, logged at error
+// level, and takes no further batch until the runner is started anew,
+// which replays it from its checkpoint. It never skips an event. The
+// other read models go on.
 type Runner struct {
-	src   EventSource
-	cfg   RunnerConfig
-	log   *slog.Logger
-	projs []*live
-	now   func() time.Time
+	feed    Feed
+	cfg     RunnerConfig
+	log     *slog.Logger
+	workers []*worker
+	// handled is every type some projection handles: the others are not
+	// decoded.
+	handled map[string]bool
+	now     func() time.Time
 
 	mu      sync.Mutex
 	state   int // runnerNew, runnerStarted, runnerStopped
-	bus     *bus.Bus
-	router  *message.Router
-	routed  chan error // router.Run's result
 	cancel  context.CancelFunc
-	feeding chan struct{} // closed when the feeder returns
+	stopped chan struct{} // closed when the feeder and workers are done
 }
 
 const (
@@ -108,98 +112,144 @@ const (
 	runnerStopped
 )
 
-// live is one projection as the runner runs it.
-type live struct {
-	store *Store
-	name  string
-	// checkpoint mirrors the store's, so that Status never waits for a
-	// batch being applied.
-	checkpoint atomic.Uint64
-	// evs is the handler's buffer; the bus hands it one batch at a time.
-	evs []Event
+var projectionName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,40}$`)
 
-	mu     sync.Mutex
-	failed string
-	lags   lagWindow
-}
-
-// NewRunner makes a runner of stores, fed from src.
-func NewRunner(src EventSource, stores []*Store, cfg RunnerConfig) (*Runner, error) {
-	if src == nil {
-		return nil, errors.New("projections: runner needs an event source")
+// NewRunner makes a runner of models, fed from feed.
+func NewRunner(feed Feed, models []Model, cfg RunnerConfig) (*Runner, error) {
+	if feed == nil {
+		return nil, errors.New("projections: a runner needs a feed")
 	}
-	if len(stores) == 0 {
-		return nil, errors.New("projections: runner needs at least one read store")
+	if len(models) == 0 {
+		return nil, errors.New("projections: a runner needs at least one read model")
 	}
 	cfg.setDefaults()
-	r := &Runner{src: src, cfg: cfg, log: cfg.Logger, now: time.Now}
-	for _, s := range stores {
-		if slices.ContainsFunc(r.projs, func(l *live) bool { return l.name == s.Name() }) {
-			return nil, fmt.Errorf("projections: %s given twice", s.Name())
+	r := &Runner{feed: feed, cfg: cfg, log: cfg.Logger, handled: map[string]bool{}, now: time.Now}
+	for _, m := range models {
+		name := m.Projection.Name()
+		if !projectionName.MatchString(name) {
+			return nil, fmt.Errorf("projections: name %q: lower case, digits and '-'", name)
 		}
-		l := &live{store: s, name: s.Name(), lags: lagWindow{size: cfg.LagWindow}}
-		l.checkpoint.Store(s.Checkpoint())
-		r.projs = append(r.projs, l)
+		if slices.ContainsFunc(r.workers, func(w *worker) bool { return w.name == name }) {
+			return nil, fmt.Errorf("projections: %s given twice", name)
+		}
+		w := &worker{model: m, name: name, handlers: map[string]Handler{}, lags: lagWindow{size: cfg.LagWindow}}
+		w.flusher, _ = m.Projection.(Flusher)
+		for _, h := range m.Projection.Handlers() {
+			if events.New(h.eventType) == nil {
+				return nil, fmt.Errorf("projections: %s handles %s, which is no registered event type", name, h.eventType)
+			}
+			if _, dup := w.handlers[h.eventType]; dup {
+				return nil, fmt.Errorf("projections: %s handles %s twice", name, h.eventType)
+			}
+			w.handlers[h.eventType] = h
+			r.handled[h.eventType] = true
+		}
+		w.stored = m.Store.Checkpoint()
+		w.checkpoint.Store(w.stored)
+		r.workers = append(r.workers, w)
 	}
 	return r, nil
 }
 
-// Start starts the router and the feeder. The runner runs until ctx is
-// done or Stop is called; Stop must be called in either case, before the
-// event store and the read stores are closed. A Runner starts once.
+// Replay applies the events of feed to models up to cfg's limit (Until,
+// UntilTime, or the feed's head at the start): the runner with a limit.
+func Replay(ctx context.Context, feed Feed, models []Model, cfg RunnerConfig) (Progress, error) {
+	r, err := NewRunner(feed, models, cfg)
+	if err != nil {
+		return Progress{}, err
+	}
+	return r.Run(ctx)
+}
+
+// Progress is where a run stands.
+type Progress struct {
+	// Position is the last position handed out; Target the run's limit.
+	Position, Target uint64
+	Events           uint64
+	Elapsed          time.Duration
+}
+
+// Rate is events per second so far.
+func (p Progress) Rate() float64 {
+	if p.Elapsed <= 0 {
+		return 0
+	}
+	return float64(p.Events) / p.Elapsed.Seconds()
+}
+
+// Run applies the feed up to the configured limit and returns where it
+// stopped. The first read model that fails stops the run with its error.
+func (r *Runner) Run(ctx context.Context) (Progress, error) {
+	r.mu.Lock()
+	if r.state != runnerNew {
+		r.mu.Unlock()
+		return Progress{}, errors.New("projections: a runner runs once")
+	}
+	r.state = runnerStopped
+	r.mu.Unlock()
+	limit := r.cfg.Until
+	if limit == 0 {
+		limit = r.feed.Head()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	stop := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	if limit == 0 {
+		return Progress{}, nil // an empty record
+	}
+	p, err := r.run(ctx, ctx, limit, stop)
+	if first != nil {
+		return p, first
+	}
+	return p, err
+}
+
+// Start starts feeding the read models from their lowest checkpoint. The
+// runner runs until Stop, which must be called before the feed's event
+// store and the read stores are closed; when ctx ends, it stops reading.
+// A Runner starts once.
 func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != runnerNew {
 		return errors.New("projections: a runner starts once")
 	}
-	b, err := bus.New(r.cfg.Bus)
-	if err != nil {
-		return err
-	}
-	router, err := b.NewRouter(bus.RouterConfig{OnPoison: r.poisoned})
-	if err != nil {
-		b.Close()
-		return err
-	}
-	for _, l := range r.projs {
-		b.AddHandler(router, l.name, func(ctx context.Context, batch bus.Batch) error { return r.apply(ctx, l, batch) })
-	}
-	routed := make(chan error, 1)
-	go func() { routed <- router.Run(context.Background()) }()
-	select {
-	case <-router.Running():
-	case err := <-routed:
-		b.Close()
-		return fmt.Errorf("projections: router: %w", err)
-	}
-	from := r.projs[0].checkpoint.Load()
-	for _, l := range r.projs[1:] {
-		from = min(from, l.checkpoint.Load())
-	}
-	sub, err := r.src.SubscribeAll(ctx, from)
-	if err != nil {
-		router.Close()
-		<-routed
-		b.Close()
-		return fmt.Errorf("projections: subscribe to the events after %d: %w", from, err)
-	}
-	fctx, cancel := context.WithCancel(ctx)
-	r.bus, r.router, r.routed, r.cancel, r.feeding = b, router, routed, cancel, make(chan struct{})
 	r.state = runnerStarted
-	head := r.src.Head()
+	fctx, cancel := context.WithCancel(ctx)
+	r.cancel, r.stopped = cancel, make(chan struct{})
+	from, head := r.lowest(), r.feed.Head()
 	if from > head {
 		r.log.Warn("projections: a read store is ahead of the event store: it waits for events it has already applied",
 			"from", from, "head", head)
 	}
 	r.log.Info("projections: live", "projections", strings.Join(r.names(), ","), "from", from, "head", head)
-	go r.feed(fctx, sub, from)
+	go func() {
+		defer close(r.stopped)
+		// The workers finish the batches they were handed: those events
+		// are committed, and applying them is never wrong.
+		_, err := r.run(fctx, context.WithoutCancel(ctx), 0, nil)
+		if err != nil && fctx.Err() == nil {
+			for _, w := range r.workers {
+				r.fail(w, fmt.Sprintf("feeder: %v", err))
+			}
+		}
+	}()
 	return nil
 }
 
-// Stop stops the feeder, lets the projections finish the batch they are
-// applying, and closes the router and the bus. It returns once every
-// goroutine the runner started has returned.
+// Stop stops the feeder, lets each read model apply the batches it was
+// handed, and returns once every goroutine the runner started has.
 func (r *Runner) Stop() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -209,195 +259,325 @@ func (r *Runner) Stop() error {
 	}
 	r.state = runnerStopped
 	r.cancel()
-	<-r.feeding
-	errs := []error{r.router.Close(), <-r.routed, r.bus.Close()}
-	return errors.Join(errs...)
+	<-r.stopped
+	return r.feed.Close()
 }
 
 func (r *Runner) names() []string {
-	out := make([]string, len(r.projs))
-	for i, l := range r.projs {
-		out[i] = l.name
+	out := make([]string, len(r.workers))
+	for i, w := range r.workers {
+		out[i] = w.name
 	}
 	return out
 }
 
-// batchReceiver is a subscription that hands out what it has read in one
-// go (the embedded store's does).
-type batchReceiver interface {
-	RecvBatch(ctx context.Context, max int) ([]eventstore.RecordedEvent, error)
+func (r *Runner) lowest() uint64 {
+	from := r.workers[0].checkpoint.Load()
+	for _, w := range r.workers[1:] {
+		from = min(from, w.checkpoint.Load())
+	}
+	return from
 }
 
-func receiver(sub eventstore.Subscription) func(context.Context, int) ([]eventstore.RecordedEvent, error) {
-	if b, ok := sub.(batchReceiver); ok {
-		return b.RecvBatch
+// run feeds the workers from the lowest checkpoint up to limit (none when
+// zero: live) until the feed ends or fctx does, and waits for the
+// workers, which apply under wctx. A worker's failure goes to stop when
+// it is set (Run), or stops that worker alone (Start).
+func (r *Runner) run(fctx, wctx context.Context, limit uint64, stop func(error)) (Progress, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, w := range r.workers {
+		w.in = make(chan batch, 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(wctx, w, stop)
+		}()
 	}
-	return func(ctx context.Context, _ int) ([]eventstore.RecordedEvent, error) {
-		e, err := sub.Recv(ctx)
+	after := r.lowest()
+	p := Progress{Position: after, Target: limit}
+	err := r.feedWorkers(fctx, after, limit, &p, start)
+	for _, w := range r.workers {
+		close(w.in)
+	}
+	wg.Wait()
+	p.Elapsed = time.Since(start)
+	return p, err
+}
+
+// batch is a run of decoded events handed to every worker, after the
+// position after. Its events are shared: nobody changes them.
+type batch struct {
+	after  uint64
+	events []Event
+}
+
+// Event is a committed event as the runner hands it to the read models:
+// its Meta, and its data decoded when some projection handles its type.
+type Event struct {
+	Meta
+	Data events.Event
+	// err is why it could not be decoded; it fails the read models that
+	// handle its type.
+	err error
+}
+
+func (r *Runner) feedWorkers(ctx context.Context, after, limit uint64, p *Progress, start time.Time) error {
+	bounded := limit != 0
+	for !bounded || after < limit {
+		max := r.cfg.MaxBatch
+		if limit != 0 {
+			max = int(min(uint64(max), limit-after))
+		}
+		recs, err := r.feed.Read(ctx, after, max)
+		if errors.Is(err, io.EOF) && bounded {
+			return nil
+		}
 		if err != nil {
-			return nil, err
-		}
-		return []eventstore.RecordedEvent{e}, nil
-	}
-}
-
-// linger adds to batch what commits within Linger, up to MaxBatch. The
-// wait ending is not an error.
-func (r *Runner) linger(ctx context.Context, recv func(context.Context, int) ([]eventstore.RecordedEvent, error), batch []eventstore.RecordedEvent) ([]eventstore.RecordedEvent, error) {
-	lctx, cancel := context.WithTimeout(ctx, r.cfg.Linger)
-	defer cancel()
-	for len(batch) < r.cfg.MaxBatch {
-		more, err := recv(lctx, r.cfg.MaxBatch-len(batch))
-		batch = append(batch, more...)
-		if err != nil {
-			if lctx.Err() != nil && ctx.Err() == nil {
-				return batch, nil
+			if ctx.Err() != nil && !bounded {
+				return nil
 			}
-			return batch, err
+			return err
 		}
-	}
-	return batch, nil
-}
-
-// feed publishes the events after after until ctx ends.
-func (r *Runner) feed(ctx context.Context, sub eventstore.Subscription, after uint64) {
-	defer close(r.feeding)
-	defer func() { sub.Close() }()
-	recv := receiver(sub)
-	buf := make([]eventstore.RecordedEvent, 0, r.cfg.MaxBatch)
-	for {
-		// Block for the first events, then take whatever else is already
-		// committed, up to MaxBatch: under load batches grow, idle they
-		// carry a request at a time.
-		batch, err := recv(ctx, r.cfg.MaxBatch)
-		batch = append(buf[:0], batch...)
-		for err == nil && len(batch) > 0 && len(batch) < r.cfg.MaxBatch && r.src.Head() > batch[len(batch)-1].Position {
-			var more []eventstore.RecordedEvent
-			more, err = recv(ctx, r.cfg.MaxBatch-len(batch))
-			batch = append(batch, more...)
-		}
-		if err == nil && len(batch) > 0 && len(batch) < r.cfg.MaxBatch && r.cfg.Linger > 0 {
-			batch, err = r.linger(ctx, recv, batch)
-		}
-		if len(batch) > 0 {
-			if perr := r.bus.Publish(bus.Batch{After: after, Events: batch}); perr != nil {
-				r.failAll(fmt.Errorf("feeder: %w", perr))
-				return
+		evs, stop := r.decode(recs, limit)
+		if len(evs) > 0 {
+			b := batch{after: after, events: evs}
+			for _, w := range r.workers {
+				select {
+				case w.in <- b:
+				case <-ctx.Done():
+					if bounded {
+						return ctx.Err()
+					}
+					return nil
+				}
 			}
-			after = batch[len(batch)-1].Position
-			if r.router.IsClosed() && ctx.Err() == nil {
-				r.failAll(errors.New("feeder: the router stopped"))
-				return
+			after = evs[len(evs)-1].Position
+			p.Position, p.Events, p.Elapsed = after, p.Events+uint64(len(evs)), time.Since(start)
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(*p)
 			}
 		}
-		if err == nil {
-			continue
+		if stop {
+			return nil
 		}
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, eventstore.ErrClosed):
-			r.failAll(fmt.Errorf("feeder: %w", err))
-			return
-		}
-		r.log.Error("projections: reading the event store failed; reading again", "after", after, "err", err)
-		sub.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(r.cfg.ResubscribeDelay):
-			}
-			if sub, err = r.src.SubscribeAll(ctx, after); err == nil {
-				break
-			}
-			r.log.Error("projections: subscribing to the event store failed", "after", after, "err", err)
-		}
-		recv = receiver(sub)
-	}
-}
-
-// apply is a projection's handler: it applies one batch.
-func (r *Runner) apply(ctx context.Context, l *live, batch bus.Batch) error {
-	if l.failure() != "" {
-		return nil // stopped until restart: acknowledged, not applied
-	}
-	cp := l.store.Checkpoint()
-	if batch.After > cp {
-		return bus.Permanent(fmt.Errorf("%s: batch of events %d..%d follows %d, but the read store stands at %d: the events in between were not applied",
-			l.name, batch.First(), batch.Last(), batch.After, cp))
-	}
-	recs := batch.Events
-	for len(recs) > 0 && recs[0].Position <= cp {
-		recs = recs[1:]
-	}
-	if len(recs) == 0 {
-		return nil
-	}
-	evs := l.evs[:0]
-	for _, rec := range recs {
-		e, err := FromRecorded(rec)
-		if err != nil {
-			return bus.Permanent(fmt.Errorf("%s: %w", l.name, err))
-		}
-		evs = append(evs, e)
-	}
-	l.evs = evs
-	last := evs[len(evs)-1]
-	err := l.store.Apply(ctx, evs)
-	clear(evs) // the payloads belong to the message
-	if err != nil {
-		if errors.Is(err, ErrUnknownEventType) {
-			return bus.Permanent(err)
-		}
-		return err
-	}
-	committed := r.now()
-	l.checkpoint.Store(last.Position)
-	if !last.RecordedAt.IsZero() {
-		l.mu.Lock()
-		l.lags.add(committed.Sub(last.RecordedAt))
-		l.mu.Unlock()
 	}
 	return nil
 }
 
-// poisoned stops the projection whose batch was poisoned.
-func (r *Runner) poisoned(p bus.Poisoned) {
-	for _, l := range r.projs {
-		if l.name == p.Handler {
-			r.fail(l, p.Reason, "batch", p.Message.UUID, "types", p.Message.Metadata.Get(bus.MetaEventTypes))
-			return
+// decode makes the batch's events, up to limit (none when zero) and
+// before the first recorded after UntilTime; stop tells that the run
+// ends with them.
+func (r *Runner) decode(recs []eventstore.RecordedEvent, limit uint64) (evs []Event, stop bool) {
+	evs = make([]Event, 0, len(recs))
+	byTime := !r.cfg.UntilTime.IsZero()
+	for i, rec := range recs {
+		if limit != 0 && rec.Position > limit {
+			return evs, true
+		}
+		// A type no longer written reaches the read models as the one it
+		// reads as (events.Upcaster).
+		current := events.CurrentType(rec.Type)
+		e := Event{Meta: Meta{Position: rec.Position, Stream: rec.Stream, ID: rec.ID, Type: current}}
+		handled := r.handled[current]
+		// The envelope is read for the events a projection reads, for
+		// the time limit, and for the lag (the batch's last).
+		var (
+			env events.Envelope
+			err error
+		)
+		switch {
+		case handled:
+			env, e.Data, err = events.DecodeEvent(rec.Type, rec.Payload)
+			if up, ok := e.Data.(events.Upcaster); ok && err == nil {
+				e.Data = up.Upcast()
+			}
+		case byTime || i == len(recs)-1:
+			env, err = events.DecodeEnvelope(rec.Payload)
+		}
+		if err != nil {
+			e.err = fmt.Errorf("event %d (%s): %w", rec.Position, rec.Type, err)
+		}
+		e.RecordedAt, e.Service, e.Node = env.RecordedAt, env.Metadata.Service, env.Metadata.Node
+		if byTime && e.err == nil && e.RecordedAt.After(r.cfg.UntilTime) {
+			return evs, true
+		}
+		evs = append(evs, e)
+	}
+	return evs, false
+}
+
+// worker is one read model as the runner runs it.
+type worker struct {
+	model    Model
+	name     string
+	handlers map[string]Handler
+	flusher  Flusher
+	in       chan batch
+	// checkpoint is the position applied, which may stand above the
+	// store's (stored) by batches that held nothing for it; it is read
+	// by Status without waiting for a batch.
+	checkpoint atomic.Uint64
+	stored     uint64
+	committed  time.Time
+
+	mu     sync.Mutex
+	failed string
+	lags   lagWindow
+}
+
+// permanent is a failure that retrying does not mend.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+func (r *Runner) work(ctx context.Context, w *worker, stop func(error)) {
+	for b := range w.in {
+		if w.failure() != "" {
+			continue // stopped until restart: its batches pass it by
+		}
+		if err := r.applyWithRetries(ctx, w, b); err != nil {
+			if stop != nil {
+				w.setFailed(err.Error())
+				stop(err)
+				continue
+			}
+			r.fail(w, err.Error())
 		}
 	}
-	r.log.Error("projections: a batch was poisoned by an unknown handler", "handler", p.Handler, "batch", p.Message.UUID, "reason", p.Reason)
-}
-
-func (r *Runner) failAll(err error) {
-	for _, l := range r.projs {
-		r.fail(l, err.Error())
+	if w.failure() == "" && w.checkpoint.Load() > w.stored {
+		// Keep the position applied across a restart.
+		if err := r.commit(ctx, w, nil, w.checkpoint.Load()); err != nil {
+			if stop != nil {
+				stop(err)
+			} else {
+				r.log.Error("projections: keeping the checkpoint", "projection", w.name, "err", err)
+			}
+		}
 	}
 }
 
-// fail marks l failed, once, and says so loudly.
-func (r *Runner) fail(l *live, reason string, attrs ...any) {
-	l.mu.Lock()
-	first := l.failed == ""
-	if first {
-		l.failed = reason
+func (r *Runner) applyWithRetries(ctx context.Context, w *worker, b batch) error {
+	delay := r.cfg.RetryDelay
+	for try := 0; ; try++ {
+		err := r.apply(ctx, w, b)
+		var perm permanent
+		if err == nil || errors.As(err, &perm) || try >= r.cfg.Retries || ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("projections: a batch failed; trying again", "projection", w.name, "try", try+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay *= 2
 	}
-	l.mu.Unlock()
-	if !first {
+}
+
+// apply applies one batch to w's read store.
+func (r *Runner) apply(ctx context.Context, w *worker, b batch) error {
+	cp := w.checkpoint.Load()
+	if b.after > cp {
+		return permanent{fmt.Errorf("%s: a batch of events after %d, but the read store stands at %d: the events in between were not applied",
+			w.name, b.after, cp)}
+	}
+	evs := b.events
+	for len(evs) > 0 && evs[0].Position <= cp {
+		evs = evs[1:]
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	last := evs[len(evs)-1]
+	apply := slices.ContainsFunc(evs, func(e Event) bool { _, ok := w.handlers[e.Type]; return ok })
+	switch {
+	case apply:
+		if err := r.commit(ctx, w, evs, last.Position); err != nil {
+			return err
+		}
+	case r.cfg.CheckpointEvery < 0 || r.now().Sub(w.committed) >= r.cfg.CheckpointEvery:
+		if err := r.commit(ctx, w, nil, last.Position); err != nil {
+			return err
+		}
+	default:
+		// Nothing to apply: the checkpoint moves in memory, and in the
+		// store once CheckpointEvery has passed since its last commit.
+		w.checkpoint.Store(last.Position)
+	}
+	r.lagged(w, last)
+	return nil
+}
+
+// commit applies evs in one transaction moving the store's checkpoint to
+// `to`.
+func (r *Runner) commit(ctx context.Context, w *worker, evs []Event, to uint64) error {
+	err := w.model.Store.Update(ctx, to, func(tx Tx) error {
+		for _, e := range evs {
+			h, ok := w.handlers[e.Type]
+			if !ok {
+				continue
+			}
+			if e.err != nil {
+				return permanent{e.err}
+			}
+			if err := h.apply(ctx, tx, e.Meta, e.Data); err != nil {
+				return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
+			}
+		}
+		if w.flusher != nil && len(evs) > 0 {
+			if err := w.flusher.Flush(ctx, tx); err != nil {
+				return fmt.Errorf("flush: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if w.flusher != nil {
+			w.flusher.Discard()
+		}
+		return fmt.Errorf("%s: %w", w.name, err)
+	}
+	w.stored, w.committed = to, r.now()
+	w.checkpoint.Store(to)
+	return nil
+}
+
+// lagged records the lag of w's read model behind the event e it has
+// just applied.
+func (r *Runner) lagged(w *worker, e Event) {
+	if e.RecordedAt.IsZero() {
+		return
+	}
+	d := r.now().Sub(e.RecordedAt)
+	w.mu.Lock()
+	w.lags.add(d)
+	w.mu.Unlock()
+}
+
+// fail marks w failed, once, and says so loudly.
+func (r *Runner) fail(w *worker, reason string) {
+	if !w.setFailed(reason) {
 		return
 	}
 	r.log.Error("PROJECTION STOPPED: it takes no further events until tsad restarts, and then replays from its checkpoint",
-		append([]any{"projection", l.name, "checkpoint", l.checkpoint.Load(), "head", r.src.Head(), "reason", reason}, attrs...)...)
+		"projection", w.name, "checkpoint", w.checkpoint.Load(), "head", r.feed.Head(), "reason", reason)
 }
 
-func (l *live) failure() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failed
+func (w *worker) setFailed(reason string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != "" {
+		return false
+	}
+	w.failed = reason
+	return true
+}
+
+func (w *worker) failure() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed
 }
 
 // ProjectionStatus is where one live projection stands.
@@ -414,19 +594,19 @@ type ProjectionStatus struct {
 	Failed string
 }
 
-// Status reports every projection, in the order the stores were given.
+// Status reports every read model, in the order they were given.
 func (r *Runner) Status() []ProjectionStatus {
-	head := r.src.Head()
-	out := make([]ProjectionStatus, len(r.projs))
-	for i, l := range r.projs {
-		s := ProjectionStatus{Name: l.name, Checkpoint: l.checkpoint.Load(), Head: head}
+	head := r.feed.Head()
+	out := make([]ProjectionStatus, len(r.workers))
+	for i, w := range r.workers {
+		s := ProjectionStatus{Name: w.name, Checkpoint: w.checkpoint.Load(), Head: head}
 		if head > s.Checkpoint {
 			s.LagEvents = head - s.Checkpoint
 		}
-		l.mu.Lock()
-		s.LagP50, s.LagP99, s.LagMax = l.lags.stats()
-		s.Failed = l.failed
-		l.mu.Unlock()
+		w.mu.Lock()
+		s.LagP50, s.LagP99, s.LagMax = w.lags.stats()
+		s.Failed = w.failed
+		w.mu.Unlock()
 		out[i] = s
 	}
 	return out

@@ -16,18 +16,23 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/archive"
+	"github.com/chronolog/chronolog/projections/billing"
+	"github.com/chronolog/chronolog/projections/clockview"
+	"github.com/chronolog/chronolog/projections/renewaldue"
 )
 
 // BenchmarkRunnerLive measures the live path under full issuance load: 64
 // goroutines append TSA requests to a real SQLite event store as fast as
-// it commits them (four events each, as the TSA records them: requested,
-// two filter decisions, issued with a 2.4 KB token; recordedAt taken just
-// before the append), while the runner feeds the counting projection over
-// the bus: one, and three as tsad keeps live (the figures are the slowest
-// one's). b.N is the number of requests; run it with a fixed count:
+// it commits them (three events each, as the TSA records them: requested,
+// the filter chain, issued with a 2.4 KB token; recordedAt taken just
+// before the append), while the runner feeds counting projections (one,
+// and three) or the four read models tsad keeps live (the figures are the
+// slowest one's). b.N is the number of requests; run it with a fixed count:
 //
 //	go test -run '^$' -bench RunnerLive -benchtime 200000x ./projections/
 //
@@ -38,13 +43,21 @@ import (
 // per second through the whole path, and how long the projection took to
 // drain once the appends stopped.
 func BenchmarkRunnerLive(b *testing.B) {
-	// tsad keeps three projections live; each decodes every batch itself.
 	for _, n := range []int{1, 3} {
-		b.Run(fmt.Sprintf("projections=%d", n), func(b *testing.B) { benchmarkRunnerLive(b, n) })
+		b.Run(fmt.Sprintf("projections=%d", n), func(b *testing.B) {
+			var ps []projections.Projection
+			for i := range n {
+				ps = append(ps, newCounter(fmt.Sprintf("bench-%d", i)))
+			}
+			benchmarkRunnerLive(b, ps)
+		})
 	}
+	b.Run("read-models=4", func(b *testing.B) {
+		benchmarkRunnerLive(b, []projections.Projection{archive.New(), billing.New(), clockview.New(), renewaldue.New(nil)})
+	})
 }
 
-func benchmarkRunnerLive(b *testing.B, projs int) {
+func benchmarkRunnerLive(b *testing.B, ps []projections.Projection) {
 	ctx := context.Background()
 	es, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "events.db")})
 	if err != nil {
@@ -52,12 +65,16 @@ func benchmarkRunnerLive(b *testing.B, projs int) {
 	}
 	defer es.Close()
 	dir := b.TempDir()
-	var stores []*projections.Store
-	for i := range projs {
-		stores = append(stores, openRead(b, dir, newCounter(fmt.Sprintf("bench-%d", i))))
+	var models []projections.Model
+	for _, p := range ps {
+		s, err := readstore.Open(ctx, filepath.Join(dir, p.Name()+".db"), p, readstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		models = append(models, projections.Model{Projection: p, Store: s})
 	}
-	read := stores[0]
-	r, err := projections.NewRunner(es, stores, projections.RunnerConfig{
+	r, err := projections.NewRunner(projections.LiveFeed(es, projections.LiveConfig{Logger: quietLog()}), models, projections.RunnerConfig{
 		Logger: quietLog(), LagWindow: 1 << 22,
 	})
 	if err != nil {
@@ -109,8 +126,9 @@ func benchmarkRunnerLive(b *testing.B, projs int) {
 					events.TimestampRequested{Serial: serial, Service: "default", Path: "/tsa", Method: "POST",
 						ContentType: "application/timestamp-query", Source: "127.0.0.1:51504", ReceivedAt: at,
 						BodySHA256: imprint, BodySize: 67, Parsed: true, HashAlgorithm: "sha256", HashedMessage: imprint, Transport: "http"},
-					events.FilterDecided{Serial: serial, Filter: "hash-allow-list", Verdict: events.VerdictAccepted, Reason: "sha256 is allowed"},
-					events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictAccepted, Reason: "the service default applies"},
+					events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default", Decisions: []events.FilterDecision{
+						{Filter: "hash-allow-list", Verdict: events.VerdictAccepted, Reason: "sha256 is allowed"},
+						{Filter: "policy", Verdict: events.VerdictAccepted, Reason: "no policy requested: the service default applies"}}},
 					events.TimestampIssued{Serial: serial, GenTime: at, Policy: "1.3.6.1.4.1.32473.3161.1", Signer: signer, Token: tokens[i%distinct]},
 				} {
 					ed, err := events.Encode(uuid.Must(uuid.NewV7()).String(), stream, at, meta, e)
@@ -153,8 +171,10 @@ func benchmarkRunnerLive(b *testing.B, projs int) {
 	if err := r.Stop(); err != nil {
 		b.Fatal(err)
 	}
-	if got := counted(b, read)[events.TypeTimestampIssued]; got != b.N {
-		b.Fatalf("%d issued counted, %d appended", got, b.N)
+	if _, ok := ps[0].(*typeCounter); ok {
+		if got := counted(b, models[0].Store.(*readstore.Store))[events.TypeTimestampIssued]; got != b.N {
+			b.Fatalf("%d issued counted, %d appended", got, b.N)
+		}
 	}
 	all := slices.Concat(appendLags...)
 	slices.Sort(all)
@@ -165,7 +185,7 @@ func benchmarkRunnerLive(b *testing.B, projs int) {
 	b.ReportMetric(float64(head)/appended.Seconds(), "appended-events/s")
 	b.ReportMetric(ms(elapsed-appended), "drain-ms")
 	b.Logf("%d projections, %d requests, %d events in %v on %d CPUs: lag p50 %v p99 %v max %v; append p99 %v",
-		projs, b.N, head, elapsed.Round(time.Millisecond), runtime.GOMAXPROCS(0), st.LagP50, st.LagP99, st.LagMax, all[(len(all)-1)*99/100])
+		len(ps), b.N, head, elapsed.Round(time.Millisecond), runtime.GOMAXPROCS(0), st.LagP50, st.LagP99, st.LagMax, all[(len(all)-1)*99/100])
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,15 +17,15 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
-	"github.com/chronolog/chronolog/adapters/bus"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
 )
 
-// typeCounter counts events by type into its table, once per batch (it
-// is a Flusher), and fails on the types in fail.
+// typeCounter counts the events of the types it handles into its table,
+// once per batch (it is a Flusher), and fails on the types in fail.
 type typeCounter struct {
 	name string
 	// fail maps a type to the error applying it returns; calls counts
@@ -41,17 +42,29 @@ func (c *typeCounter) Name() string { return c.name }
 func (c *typeCounter) Schema() []string {
 	return []string{`CREATE TABLE IF NOT EXISTS counts (type TEXT PRIMARY KEY, n INTEGER NOT NULL)`}
 }
-func (c *typeCounter) Apply(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err, ok := c.fail[e.Type]; ok {
-		c.calls++
-		return err
-	}
-	c.batch[e.Type]++
-	return nil
+
+// tally is the handler of E's events.
+func tally[E events.Event](c *typeCounter) projections.Handler {
+	return projections.On(func(_ context.Context, _ projections.Tx, m projections.Meta, _ E) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err, ok := c.fail[m.Type]; ok {
+			c.calls++
+			return err
+		}
+		c.batch[m.Type]++
+		return nil
+	})
 }
-func (c *typeCounter) Flush(ctx context.Context, tx *projections.Tx) error {
+
+func (c *typeCounter) Handlers() []projections.Handler {
+	return []projections.Handler{
+		tally[events.TimestampRequested](c), tally[events.FilterDecided](c), tally[events.FilterChainDecided](c),
+		tally[events.TimestampIssued](c), tally[events.TimestampRejected](c),
+	}
+}
+
+func (c *typeCounter) Flush(ctx context.Context, tx projections.Tx) error {
 	for typ, n := range c.batch {
 		if _, err := tx.Exec(ctx, `INSERT INTO counts (type, n) VALUES (?, ?) ON CONFLICT (type) DO UPDATE SET n = n + excluded.n`, typ, n); err != nil {
 			return err
@@ -69,7 +82,7 @@ func (c *typeCounter) failCalls() int {
 }
 
 // counted reads a counter's table.
-func counted(t testing.TB, s *projections.Store) map[string]int {
+func counted(t testing.TB, s *readstore.Store) map[string]int {
 	t.Helper()
 	rows, err := s.DB().Query(`SELECT type, n FROM counts`)
 	if err != nil {
@@ -91,7 +104,7 @@ func counted(t testing.TB, s *projections.Store) map[string]int {
 	return out
 }
 
-// oddEvent is a type no real projection knows.
+// oddEvent is a type no projection knows, nor the events package.
 type oddEvent struct {
 	N int `json:"n"`
 }
@@ -117,15 +130,34 @@ func newHistory(t testing.TB) *history {
 	return &history{t: t, store: st, want: map[string]int{}}
 }
 
-// requests appends n requests of four events each (requested, two filter
-// decisions, issued).
+func (h *history) serial() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	return fmt.Sprintf("%x", h.n)
+}
+
+// requests appends n requests of three events each (requested, the
+// filter chain, issued), as the TSA records them.
 func (h *history) requests(n int) {
 	h.t.Helper()
 	for range n {
-		h.mu.Lock()
-		h.n++
-		serial := fmt.Sprintf("%x", h.n)
-		h.mu.Unlock()
+		serial := h.serial()
+		at := time.Now()
+		h.append("tsr-"+serial, at,
+			events.TimestampRequested{Serial: serial, Service: "s", Path: "/tsa", Method: "POST", Source: "x", ReceivedAt: at, BodySHA256: "00"},
+			events.FilterChainDecided{Serial: serial, Rule: "r", Chain: "c", Decisions: []events.FilterDecision{{Filter: "hash", Verdict: events.VerdictAccepted}}},
+			events.TimestampIssued{Serial: serial, GenTime: at, Policy: "1.2.3", Signer: "00", Token: []byte("token")},
+		)
+	}
+}
+
+// oldRequests appends n requests as they were recorded before the filter
+// chain was one event: requested, a decision per filter, issued.
+func (h *history) oldRequests(n int) {
+	h.t.Helper()
+	for range n {
+		serial := h.serial()
 		at := time.Now()
 		h.append("tsr-"+serial, at,
 			events.TimestampRequested{Serial: serial, Service: "s", Path: "/tsa", Method: "POST", Source: "x", ReceivedAt: at, BodySHA256: "00"},
@@ -136,9 +168,33 @@ func (h *history) requests(n int) {
 	}
 }
 
+// rejected appends a request refused.
+func (h *history) rejected() uint64 {
+	h.t.Helper()
+	serial := h.serial()
+	at := time.Now()
+	return h.append("tsr-"+serial, at,
+		events.TimestampRequested{Serial: serial, Service: "s", Path: "/tsa", Method: "POST", Source: "x", ReceivedAt: at, BodySHA256: "00"},
+		events.TimestampRejected{Serial: serial, Status: "rejection", FailInfo: "badAlg", Reason: "no"},
+	)
+}
+
 func (h *history) odd() uint64 {
 	h.t.Helper()
 	return h.append("odd", time.Now(), oddEvent{N: 1})
+}
+
+// corrupt appends an issued event whose data cannot be decoded.
+func (h *history) corrupt() uint64 {
+	h.t.Helper()
+	res, err := h.store.Append(context.Background(), "corrupt", eventstore.Any, eventstore.EventData{
+		ID: uuid.Must(uuid.NewV7()).String(), Type: events.TypeTimestampIssued,
+		Payload: []byte(`{"type":"TimestampIssued.v1","data":{"serial":1}}`),
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res.Position
 }
 
 func (h *history) append(stream string, at time.Time, evs ...events.Event) uint64 {
@@ -164,20 +220,43 @@ func (h *history) append(stream string, at time.Time, evs ...events.Event) uint6
 	return res.Position
 }
 
+// wanted is the count a typeCounter keeps of what was appended: the
+// types it handles.
 func (h *history) wanted() map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return maps.Clone(h.want)
+	out := maps.Clone(h.want)
+	maps.DeleteFunc(out, func(typ string, _ int) bool {
+		return !slices.Contains([]string{events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterChainDecided,
+			events.TypeTimestampIssued, events.TypeTimestampRejected}, typ)
+	})
+	return out
 }
 
-func openRead(t testing.TB, dir string, p projections.Projection) *projections.Store {
+// readModel is a typeCounter in its read store.
+type readModel struct {
+	c projections.Projection
+	s *readstore.Store
+}
+
+func (r readModel) model() projections.Model { return projections.Model{Projection: r.c, Store: r.s} }
+
+func openRead(t testing.TB, dir string, c projections.Projection) readModel {
 	t.Helper()
-	s, err := projections.Open(context.Background(), filepath.Join(dir, p.Name()+".db"), p)
+	s, err := readstore.Open(context.Background(), filepath.Join(dir, c.Name()+".db"), c, readstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return readModel{c, s}
+}
+
+func modelsOf(rms ...readModel) []projections.Model {
+	var out []projections.Model
+	for _, r := range rms {
+		out = append(out, r.model())
+	}
+	return out
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -200,15 +279,20 @@ func (l *logTo) String() string {
 	return l.buf.String()
 }
 
-func startRunner(t testing.TB, src projections.EventSource, stores []*projections.Store, cfg projections.RunnerConfig) *projections.Runner {
+func startRunner(t testing.TB, src projections.EventSource, rms []readModel, cfg projections.RunnerConfig) *projections.Runner {
+	t.Helper()
+	return startLive(t, projections.LiveFeed(src, projections.LiveConfig{Logger: quietLog()}), rms, cfg)
+}
+
+func startLive(t testing.TB, feed projections.Feed, rms []readModel, cfg projections.RunnerConfig) *projections.Runner {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLog()
 	}
-	if cfg.Bus.RetryInterval == 0 {
-		cfg.Bus.RetryInterval, cfg.Bus.RetryMaxInterval = time.Millisecond, 5*time.Millisecond
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = time.Millisecond
 	}
-	r, err := projections.NewRunner(src, stores, cfg)
+	r, err := projections.NewRunner(feed, modelsOf(rms...), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +316,7 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
-// waitStatus waits until every named projection satisfies ok.
+// waitStatus waits until every projection satisfies ok.
 func waitStatus(t *testing.T, r *projections.Runner, ok func(projections.ProjectionStatus) bool) []projections.ProjectionStatus {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -258,9 +342,10 @@ func TestRunnerAppliesLiveEvents(t *testing.T) {
 	noLeaks(t)
 	h := newHistory(t)
 	h.requests(10) // before the start: caught up from the store
+	h.oldRequests(5)
 	dir := t.TempDir()
 	a, b := openRead(t, dir, newCounter("count-a")), openRead(t, dir, newCounter("count-b"))
-	r := startRunner(t, h.store, []*projections.Store{a, b}, projections.RunnerConfig{MaxBatch: 16})
+	r := startRunner(t, h.store, []readModel{a, b}, projections.RunnerConfig{MaxBatch: 16})
 	defer stop(t, r)
 
 	var wg sync.WaitGroup
@@ -271,12 +356,12 @@ func TestRunnerAppliesLiveEvents(t *testing.T) {
 	wg.Wait()
 	st := waitStatus(t, r, caughtUp)
 	want := h.wanted()
-	if want[events.TypeFilterDecided] != 220 {
+	if want[events.TypeFilterChainDecided] != 110 || want[events.TypeFilterDecided] != 10 {
 		t.Fatalf("history: %v", want)
 	}
-	for _, s := range []*projections.Store{a, b} {
-		if got := counted(t, s); !maps.Equal(got, want) {
-			t.Errorf("%s counted %v, want %v", s.Name(), got, want)
+	for _, m := range []readModel{a, b} {
+		if got := counted(t, m.s); !maps.Equal(got, want) {
+			t.Errorf("%s counted %v, want %v", m.c.Name(), got, want)
 		}
 	}
 	for _, s := range st {
@@ -292,39 +377,63 @@ func TestRunnerRestartResumesFromCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 3 {
 		// Each round opens the read store anew, as a restart does.
-		s, err := projections.Open(context.Background(), filepath.Join(dir, "count.db"), newCounter("count"))
-		if err != nil {
-			t.Fatal(err)
+		m := openRead(t, dir, newCounter("count"))
+		if round > 0 && m.s.Checkpoint() != h.store.Head()-3*5 {
+			t.Fatalf("round %d: reopened at %d, head %d", round, m.s.Checkpoint(), h.store.Head())
 		}
-		if round > 0 && s.Checkpoint() != h.store.Head()-4*5 {
-			t.Fatalf("round %d: reopened at %d, head %d", round, s.Checkpoint(), h.store.Head())
-		}
-		r := startRunner(t, h.store, []*projections.Store{s}, projections.RunnerConfig{})
+		r := startRunner(t, h.store, []readModel{m}, projections.RunnerConfig{})
 		h.requests(7)
 		waitStatus(t, r, caughtUp)
 		stop(t, r)
 		h.requests(5) // while stopped
-		if got, want := counted(t, s), h.wanted(); got[events.TypeTimestampIssued] != want[events.TypeTimestampIssued]-5 {
+		if got, want := counted(t, m.s), h.wanted(); got[events.TypeTimestampIssued] != want[events.TypeTimestampIssued]-5 {
 			t.Fatalf("round %d: counted %v, %v appended", round, got, want)
 		}
-		s.Close()
+		m.s.Close()
 	}
-	s := openRead(t, dir, newCounter("count"))
-	r := startRunner(t, h.store, []*projections.Store{s}, projections.RunnerConfig{})
+	m := openRead(t, dir, newCounter("count"))
+	r := startRunner(t, h.store, []readModel{m}, projections.RunnerConfig{})
 	defer stop(t, r)
 	waitStatus(t, r, caughtUp)
-	if got, want := counted(t, s), h.wanted(); !maps.Equal(got, want) {
+	if got, want := counted(t, m.s), h.wanted(); !maps.Equal(got, want) {
 		t.Fatalf("counted %v, want %v: an event applied twice or missed", got, want)
+	}
+}
+
+// TestRunnerPassesUnknownTypes: an event of a type no projection handles,
+// registered or not, moves every checkpoint and stops none; the store
+// keeps the position applied across a stop, though no commit was needed
+// for it.
+func TestRunnerPassesUnknownTypes(t *testing.T) {
+	noLeaks(t)
+	h := newHistory(t)
+	dir := t.TempDir()
+	m := openRead(t, dir, newCounter("count"))
+	r := startRunner(t, h.store, []readModel{m}, projections.RunnerConfig{CheckpointEvery: time.Hour})
+	h.requests(3)
+	waitStatus(t, r, caughtUp)
+	committed := m.s.Checkpoint()
+	h.odd()
+	h.append("log", time.Now(), events.LogCheckpointSigned{Origin: "o", Size: 1, Root: "00", Note: "n"})
+	st := waitStatus(t, r, caughtUp)
+	if st[0].Failed != "" || m.s.Checkpoint() != committed {
+		t.Fatalf("status %+v, stored checkpoint %d (was %d): nothing to apply needs no commit", st, m.s.Checkpoint(), committed)
+	}
+	stop(t, r)
+	if m.s.Checkpoint() != h.store.Head() {
+		t.Fatalf("stored checkpoint %d after stop, head %d", m.s.Checkpoint(), h.store.Head())
+	}
+	if got, want := counted(t, m.s), h.wanted(); !maps.Equal(got, want) {
+		t.Fatalf("counted %v, want %v", got, want)
 	}
 }
 
 func TestRunnerFailedProjectionStopsAlone(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		err   error
-		calls int // how often the failing Apply is called
+		fail  error // the handler's error
+		calls int   // how often the failing handler is called
 	}{
-		{"unknown event type", fmt.Errorf("%w: OddThing.v1", projections.ErrUnknownEventType), 1},
 		{"error that retrying does not mend", errors.New("constraint failed"), 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,19 +441,18 @@ func TestRunnerFailedProjectionStopsAlone(t *testing.T) {
 			h := newHistory(t)
 			dir := t.TempDir()
 			bad := newCounter("bad")
-			bad.fail = map[string]error{"OddThing.v1": tc.err}
+			bad.fail = map[string]error{events.TypeTimestampRejected: tc.fail}
 			good, badStore := openRead(t, dir, newCounter("good")), openRead(t, dir, bad)
 			logs := &logTo{}
-			r := startRunner(t, h.store, []*projections.Store{good, badStore}, projections.RunnerConfig{
-				Logger: slog.New(slog.NewTextHandler(logs, nil)),
-				Bus:    bus.Config{MaxRetries: 3, RetryInterval: time.Millisecond, RetryMaxInterval: 2 * time.Millisecond},
+			r := startRunner(t, h.store, []readModel{good, badStore}, projections.RunnerConfig{
+				Logger: slog.New(slog.NewTextHandler(logs, nil)), Retries: 3, RetryDelay: time.Millisecond,
 			})
 			defer stop(t, r)
 
 			h.requests(3)
 			waitStatus(t, r, caughtUp)
 			before := h.store.Head()
-			oddAt := h.odd()
+			failAt := h.rejected()
 			h.requests(3)
 			st := waitStatus(t, r, func(s projections.ProjectionStatus) bool {
 				return s.Name == "bad" && s.Failed != "" || s.Name == "good" && caughtUp(s)
@@ -352,24 +460,53 @@ func TestRunnerFailedProjectionStopsAlone(t *testing.T) {
 			h.requests(2) // the failed projection takes no more
 			st = waitStatus(t, r, func(s projections.ProjectionStatus) bool { return s.Name == "bad" || caughtUp(s) })
 
-			if got, want := counted(t, good), h.wanted(); !maps.Equal(got, want) {
+			want := h.wanted()
+			if got := counted(t, good.s); !maps.Equal(got, want) {
 				t.Errorf("good counted %v, want %v", got, want)
 			}
 			b := st[1]
-			if b.Checkpoint != before || b.LagEvents != h.store.Head()-before || !strings.Contains(b.Failed, "OddThing.v1") {
-				t.Errorf("bad: %+v (odd event at %d)", b, oddAt)
+			if b.Checkpoint != before || b.LagEvents != h.store.Head()-before || !strings.Contains(b.Failed, "constraint failed") {
+				t.Errorf("bad: %+v (failing event at %d)", b, failAt)
 			}
-			if got := counted(t, badStore); got[events.TypeTimestampIssued] != 3 || got["OddThing.v1"] != 0 {
+			if got := counted(t, badStore.s); got[events.TypeTimestampIssued] != 3 || got[events.TypeTimestampRejected] != 0 {
 				t.Errorf("bad counted %v", got)
 			}
 			if bad.failCalls() != tc.calls {
-				t.Errorf("the failing Apply was called %d times, want %d", bad.failCalls(), tc.calls)
+				t.Errorf("the failing handler was called %d times, want %d", bad.failCalls(), tc.calls)
 			}
 			if !strings.Contains(logs.String(), "PROJECTION STOPPED") || !strings.Contains(logs.String(), "projection=bad") {
 				t.Errorf("not logged loudly:\n%s", logs)
 			}
 		})
 	}
+}
+
+// TestRunnerCorruptEventStopsItsReaders: an event that cannot be decoded
+// stops the projections that read its type, and only them.
+func TestRunnerCorruptEventStopsItsReaders(t *testing.T) {
+	noLeaks(t)
+	h := newHistory(t)
+	dir := t.TempDir()
+	counter := openRead(t, dir, newCounter("counter"))
+	other := openRead(t, dir, &clockOnly{newCounter("clock-only")})
+	r := startRunner(t, h.store, []readModel{counter, other}, projections.RunnerConfig{})
+	defer stop(t, r)
+	h.requests(2)
+	at := h.corrupt()
+	h.requests(2)
+	st := waitStatus(t, r, func(s projections.ProjectionStatus) bool {
+		return s.Name == "counter" && s.Failed != "" || s.Name == "clock-only" && caughtUp(s)
+	})
+	if !strings.Contains(st[0].Failed, fmt.Sprintf("event %d", at)) || st[0].Checkpoint >= at || st[1].Failed != "" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// clockOnly reads nothing but the clock.
+type clockOnly struct{ *typeCounter }
+
+func (c *clockOnly) Handlers() []projections.Handler {
+	return []projections.Handler{tally[events.ClockSampled](c.typeCounter)}
 }
 
 // A failed projection restarted with the fault mended replays from its
@@ -379,24 +516,21 @@ func TestRunnerRestartAfterFailureReplays(t *testing.T) {
 	h := newHistory(t)
 	dir := t.TempDir()
 	bad := newCounter("mended")
-	bad.fail = map[string]error{"OddThing.v1": projections.ErrUnknownEventType}
-	s, err := projections.Open(context.Background(), filepath.Join(dir, "mended.db"), bad)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := startRunner(t, h.store, []*projections.Store{s}, projections.RunnerConfig{})
+	bad.fail = map[string]error{events.TypeTimestampRejected: errors.New("not yet")}
+	m := openRead(t, dir, bad)
+	r := startRunner(t, h.store, []readModel{m}, projections.RunnerConfig{Retries: -1})
 	h.requests(2)
-	h.odd()
+	h.rejected()
 	h.requests(2)
 	waitStatus(t, r, func(s projections.ProjectionStatus) bool { return s.Failed != "" })
 	stop(t, r)
-	s.Close()
+	m.s.Close()
 
-	s = openRead(t, dir, newCounter("mended")) // the fault mended
-	r = startRunner(t, h.store, []*projections.Store{s}, projections.RunnerConfig{})
+	m = openRead(t, dir, newCounter("mended")) // the fault mended
+	r = startRunner(t, h.store, []readModel{m}, projections.RunnerConfig{})
 	defer stop(t, r)
 	waitStatus(t, r, caughtUp)
-	if got, want := counted(t, s), h.wanted(); !maps.Equal(got, want) {
+	if got, want := counted(t, m.s), h.wanted(); !maps.Equal(got, want) {
 		t.Fatalf("counted %v, want %v", got, want)
 	}
 }
@@ -409,37 +543,51 @@ func TestRunnerDifferentCheckpointsCatchUp(t *testing.T) {
 	h.requests(30)
 	dir := t.TempDir()
 	behind, ahead := openRead(t, dir, newCounter("behind")), openRead(t, dir, newCounter("ahead"))
-	// ahead has applied the first 80 events already.
-	if _, err := projections.Replay(context.Background(), h.store, []*projections.Store{ahead}, projections.ReplayOptions{Target: 80}); err != nil {
+	// ahead has applied the first 60 events already.
+	if _, err := projections.Replay(context.Background(), projections.ReplayFeed(h.store), modelsOf(ahead),
+		projections.RunnerConfig{Until: 60, Logger: quietLog()}); err != nil {
 		t.Fatal(err)
 	}
-	if ahead.Checkpoint() != 80 || behind.Checkpoint() != 0 {
-		t.Fatalf("checkpoints %d, %d", ahead.Checkpoint(), behind.Checkpoint())
+	if ahead.s.Checkpoint() != 60 || behind.s.Checkpoint() != 0 {
+		t.Fatalf("checkpoints %d, %d", ahead.s.Checkpoint(), behind.s.Checkpoint())
 	}
-	r := startRunner(t, h.store, []*projections.Store{ahead, behind}, projections.RunnerConfig{MaxBatch: 7})
+	r := startRunner(t, h.store, []readModel{ahead, behind}, projections.RunnerConfig{MaxBatch: 7})
 	defer stop(t, r)
 	h.requests(10)
 	waitStatus(t, r, caughtUp)
 	want := h.wanted()
-	for _, s := range []*projections.Store{ahead, behind} {
-		if got := counted(t, s); !maps.Equal(got, want) {
-			t.Errorf("%s counted %v, want %v", s.Name(), got, want)
+	for _, m := range []readModel{ahead, behind} {
+		if got := counted(t, m.s); !maps.Equal(got, want) {
+			t.Errorf("%s counted %v, want %v", m.c.Name(), got, want)
 		}
 	}
+}
+
+// unregisteredHandler handles a type the events package does not know.
+type unregisteredHandler struct{ *typeCounter }
+
+func (u unregisteredHandler) Handlers() []projections.Handler {
+	return []projections.Handler{projections.On(func(context.Context, projections.Tx, projections.Meta, oddEvent) error { return nil })}
 }
 
 func TestRunnerConfigAndLifecycle(t *testing.T) {
 	noLeaks(t)
 	h := newHistory(t)
 	dir := t.TempDir()
-	s := openRead(t, dir, newCounter("one"))
-	if _, err := projections.NewRunner(h.store, nil, projections.RunnerConfig{}); err == nil {
+	m := openRead(t, dir, newCounter("one"))
+	feed := func() projections.Feed {
+		return projections.LiveFeed(h.store, projections.LiveConfig{Logger: quietLog()})
+	}
+	if _, err := projections.NewRunner(feed(), nil, projections.RunnerConfig{}); err == nil {
 		t.Error("a runner of no store")
 	}
-	if _, err := projections.NewRunner(h.store, []*projections.Store{s, s}, projections.RunnerConfig{}); err == nil {
+	if _, err := projections.NewRunner(feed(), modelsOf(m, m), projections.RunnerConfig{}); err == nil {
 		t.Error("a store given twice")
 	}
-	r, err := projections.NewRunner(h.store, []*projections.Store{s}, projections.RunnerConfig{})
+	if _, err := projections.NewRunner(feed(), []projections.Model{{Projection: unregisteredHandler{newCounter("odd")}, Store: m.s}}, projections.RunnerConfig{}); err == nil || !strings.Contains(err.Error(), "OddThing.v1") {
+		t.Errorf("a handler of an unregistered type: %v", err)
+	}
+	r, err := projections.NewRunner(feed(), modelsOf(m), projections.RunnerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +599,7 @@ func TestRunnerConfigAndLifecycle(t *testing.T) {
 	}
 	// A runner whose context ends stops feeding; Stop still releases it.
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err = projections.NewRunner(h.store, []*projections.Store{s}, projections.RunnerConfig{Logger: quietLog()})
+	r, err = projections.NewRunner(feed(), modelsOf(m), projections.RunnerConfig{Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,6 +608,9 @@ func TestRunnerConfigAndLifecycle(t *testing.T) {
 	}
 	if err := r.Start(ctx); err == nil {
 		t.Error("started twice")
+	}
+	if _, err := r.Run(ctx); err == nil {
+		t.Error("ran after its start")
 	}
 	cancel()
 	stop(t, r)
@@ -506,14 +657,15 @@ func TestRunnerResubscribesAfterReadError(t *testing.T) {
 	h := newHistory(t)
 	h.requests(5)
 	src := &flakySource{Store: h.store, failures: 2}
-	s := openRead(t, t.TempDir(), newCounter("count"))
+	m := openRead(t, t.TempDir(), newCounter("count"))
 	logs := &logTo{}
-	r := startRunner(t, src, []*projections.Store{s}, projections.RunnerConfig{
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), ResubscribeDelay: time.Millisecond})
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	r := startLive(t, projections.LiveFeed(src, projections.LiveConfig{Logger: log, ResubscribeDelay: time.Millisecond}),
+		[]readModel{m}, projections.RunnerConfig{Logger: log})
 	defer stop(t, r)
 	h.requests(5)
 	waitStatus(t, r, caughtUp)
-	if got, want := counted(t, s), h.wanted(); !maps.Equal(got, want) {
+	if got, want := counted(t, m.s), h.wanted(); !maps.Equal(got, want) {
 		t.Fatalf("counted %v, want %v", got, want)
 	}
 	src.mu.Lock()

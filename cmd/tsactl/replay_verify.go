@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/signer/softkey"
 	"github.com/chronolog/chronolog/domain/authenticode"
 	"github.com/chronolog/chronolog/domain/events"
@@ -21,7 +22,7 @@ import (
 
 // verifyReplay re-checks every token up to the rebuilt stores' position
 // and compares each rebuilt read model with the live one.
-func verifyReplay(ctx context.Context, st *sqlite.Store, data string, rebuilt []*projections.Store) error {
+func verifyReplay(ctx context.Context, st *sqlite.Store, data string, models []projections.Model, rebuilt []*readstore.Store) error {
 	upTo := rebuilt[0].Checkpoint()
 	tokens, problems, err := verifyTokens(ctx, st, data, upTo)
 	if err != nil {
@@ -32,8 +33,8 @@ func verifyReplay(ctx context.Context, st *sqlite.Store, data string, rebuilt []
 		fmt.Printf("  - %s\n", p)
 	}
 	diffs := 0
-	for _, s := range rebuilt {
-		d, err := compareWithLive(ctx, st, s, filepath.Join(data, "read", s.Name()+".db"))
+	for i, s := range rebuilt {
+		d, err := compareWithLive(ctx, st, models[i], s, filepath.Join(data, "read", s.Name()+".db"))
 		if err != nil {
 			return err
 		}
@@ -166,7 +167,7 @@ func fingerprint(c *x509.Certificate) string {
 // moving: the comparison reads it in one snapshot, and when that snapshot
 // stands further than the rebuilt store, the rebuilt store is brought to
 // the same position first (a few rounds at most under load).
-func compareWithLive(ctx context.Context, st *sqlite.Store, s *projections.Store, livePath string) ([]string, error) {
+func compareWithLive(ctx context.Context, st *sqlite.Store, m projections.Model, s *readstore.Store, livePath string) ([]string, error) {
 	conn, err := s.DB().Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -197,7 +198,8 @@ func compareWithLive(ctx context.Context, st *sqlite.Store, s *projections.Store
 		if live < s.Checkpoint() {
 			return nil, fmt.Errorf("the live %s stands at %d, behind the rebuilt one at %d: is its projection stopped?", s.Name(), live, s.Checkpoint())
 		}
-		if _, err := projections.Replay(ctx, st, []*projections.Store{s}, projections.ReplayOptions{Until: live}); err != nil {
+		if _, err := projections.Replay(ctx, projections.ReplayFeed(st), []projections.Model{m},
+			projections.RunnerConfig{Until: live, MaxBatch: 8192}); err != nil {
 			return nil, err
 		}
 	}

@@ -28,6 +28,7 @@ type serverFlags struct {
 	shutdown               time.Duration
 	debugAddr              string
 	gcPercent              int
+	memoryLimit            int
 	clock                  string
 	clockPeriod            time.Duration
 	crypto                 string
@@ -57,6 +58,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	f.log.register(fs)
 	fs.StringVar(&f.crypto, "crypto", "auto", "who does the signing arithmetic: openssl (OpenSSL 3's libcrypto, loaded at run time), go, or auto (openssl where it loads)")
 	fs.IntVar(&f.gcPercent, "gc-percent", 400, "Go GC target (as GOGC; the GOGC environment variable wins when set): issuing allocates ~30 KB per token around a small live heap, so fewer collections save CPU for ~30 MiB more memory")
+	fs.IntVar(&f.memoryLimit, "memory-limit", 48, "soft limit of the Go runtime's memory in MiB (as GOMEMLIMIT, which wins when set; 0 for none): under load the collector runs when the heap nears it rather than at --gc-percent, and idle memory goes back to the system")
 	fs.StringVar(&f.debugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (off when empty; keep it on loopback)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/queryapi"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/cmd/internal/readmodels"
 	"github.com/chronolog/chronolog/projections"
 )
@@ -21,9 +22,9 @@ import (
 func liveProjections() []projections.Projection { return readmodels.All() }
 
 // projectionSet is the running read side: the read stores and the runner
-// that feeds them committed events over the bus.
+// that feeds them the committed events.
 type projectionSet struct {
-	stores []*projections.Store
+	stores []*readstore.Store
 	runner *projections.Runner
 	log    *slog.Logger
 }
@@ -43,15 +44,17 @@ func startProjections(ctx context.Context, store projections.EventSource, dataDi
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the read store directory: %w", err)
 	}
-	for _, p := range ps {
-		s, err := projections.Open(ctx, filepath.Join(dir, p.Name()+".db"), p)
-		if err != nil {
-			set.closeStores()
-			return nil, err
-		}
-		set.stores = append(set.stores, s)
+	models, stores, err := readmodels.Open(ctx, dir, ps, readstore.Options{})
+	if err != nil {
+		return nil, err
 	}
-	r, err := projections.NewRunner(store, set.stores, projections.RunnerConfig{Logger: log})
+	set.stores = stores
+	for _, s := range stores {
+		if s.Rebuilt() {
+			log.Warn("projections: the read store was built with another schema: rebuilding it from the record", "projection", s.Name(), "path", s.Path())
+		}
+	}
+	r, err := projections.NewRunner(projections.LiveFeed(store, projections.LiveConfig{Logger: log}), models, projections.RunnerConfig{Logger: log})
 	if err != nil {
 		set.closeStores()
 		return nil, err

@@ -38,6 +38,9 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(f.gcPercent)
 	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && f.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(f.memoryLimit) << 20)
+	}
 	cfg, err := loadConfig(f, kf)
 	if err != nil {
 		return err

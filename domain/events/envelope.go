@@ -134,6 +134,28 @@ var registry = map[string]func() Event{
 	TypeLeapSecondAnnounced: func() Event { return &LeapSecondAnnounced{} },
 }
 
+// Upcaster is an event of a type no longer written that reads as one of a
+// type that is: readers of the record handle the current type only.
+type Upcaster interface {
+	Event
+	Upcast() Event
+}
+
+// upcasts maps the wire name of a type no longer written to the one its
+// events read as.
+var upcasts = map[string]string{
+	TypeTimestampRejectedV1: TypeTimestampRejected,
+}
+
+// CurrentType is the wire name events of eventType read as: itself, or
+// for a type no longer written, the one its Upcast gives.
+func CurrentType(eventType string) string {
+	if t, ok := upcasts[eventType]; ok {
+		return t
+	}
+	return eventType
+}
+
 // Types lists every registered wire name (for schema checks).
 func Types() []string {
 	out := make([]string, 0, len(registry))

@@ -30,3 +30,25 @@ func TestEncodeMatchesEnvelope(t *testing.T) {
 		t.Fatal("invalid JSON")
 	}
 }
+
+// A rejection recorded with its answer's HTTP status reads as one naming
+// what was refused.
+func TestTimestampRejectedV1Upcasts(t *testing.T) {
+	if got := CurrentType(TypeTimestampRejectedV1); got != TypeTimestampRejected {
+		t.Fatalf("TimestampRejected.v1 reads as %s", got)
+	}
+	for status, refusal := range map[int]string{405: "method", 415: "media-type", 413: "too-large", 408: "too-slow", 501: "no-forwarding", 400: "incomplete"} {
+		old := TimestampRejectedV1{Serial: "1a", Status: StatusRefused, Reason: "r", AnswerStatus: status, Client: "c", ClientAuth: "api-key"}
+		got := old.Upcast().(TimestampRejected)
+		if want := (TimestampRejected{Serial: "1a", Status: StatusRefused, Refusal: refusal, Reason: "r", Client: "c", ClientAuth: "api-key"}); got != want {
+			t.Errorf("HTTP %d: %+v, want %+v", status, got, want)
+		}
+	}
+	rej := TimestampRejectedV1{Serial: "1a", Status: StatusRejection, FailInfo: "badAlg", Reason: "md5", AnswerStatus: 200}.Upcast().(TimestampRejected)
+	if rej.FailInfo != "badAlg" || rej.Refusal != "" || rej.Status != StatusRejection {
+		t.Errorf("a rejection upcasts to %+v", rej)
+	}
+	if CurrentType(TypeTimestampIssued) != TypeTimestampIssued {
+		t.Error("a current type reads as another")
+	}
+}

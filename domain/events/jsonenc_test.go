@@ -27,7 +27,7 @@ func randomString(r *rand.Rand) string {
 
 // fill sets every field of the struct v points to, by reflection, so that
 // a field added later is covered without touching this test.
-func fill(t *testing.T, r *rand.Rand, v reflect.Value) {
+func fill(t testing.TB, r *rand.Rand, v reflect.Value) {
 	t.Helper()
 	for i := range v.NumField() {
 		f := v.Field(i)

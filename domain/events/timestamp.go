@@ -180,6 +180,29 @@ type TimestampRejectedV1 struct {
 
 func (TimestampRejectedV1) EventType() string { return TypeTimestampRejectedV1 }
 
+// Upcast is the record as v2 writes it: the refusal named by the answer's
+// status code.
+func (e TimestampRejectedV1) Upcast() Event {
+	r := TimestampRejected{Serial: e.Serial, Status: e.Status, FailInfo: e.FailInfo, Reason: e.Reason, Client: e.Client, ClientAuth: e.ClientAuth}
+	if e.Status == StatusRefused {
+		switch e.AnswerStatus {
+		case 405:
+			r.Refusal = "method"
+		case 415:
+			r.Refusal = "media-type"
+		case 413:
+			r.Refusal = "too-large"
+		case 408:
+			r.Refusal = "too-slow"
+		case 501:
+			r.Refusal = "no-forwarding"
+		default:
+			r.Refusal = "incomplete"
+		}
+	}
+	return r
+}
+
 // TimestampUndelivered records that the answer to a recorded request did
 // not reach its client: the client closed its connection before the answer
 // was written, or writing it failed. It is appended to the request's

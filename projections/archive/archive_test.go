@@ -10,25 +10,40 @@ import (
 	"testing"
 	"time"
 
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
 	"github.com/chronolog/chronolog/projections/projectionstest"
 )
 
-func open(t testing.TB) (*projections.Store, *Projection) {
+// model is the archive in a read store.
+type model struct {
+	*readstore.Store
+	p *Projection
+}
+
+func open(t testing.TB) model {
+	t.Helper()
+	return openAt(t, t.TempDir()+"/x.db")
+}
+
+func openAt(t testing.TB, path string) model {
 	t.Helper()
 	p := New()
-	s, err := projections.Open(context.Background(), t.TempDir()+"/x.db", p)
+	s, err := readstore.Open(context.Background(), path, p, readstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, p
+	return model{s, p}
 }
 
-func apply(t testing.TB, s *projections.Store, evs ...projections.Event) {
+func (m model) model() projections.Model { return projections.Model{Projection: m.p, Store: m.Store} }
+
+func apply(t testing.TB, m model, evs ...eventstore.RecordedEvent) {
 	t.Helper()
-	if err := s.Apply(context.Background(), evs); err != nil {
+	if err := projectionstest.Apply(m.model(), evs...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -60,30 +75,34 @@ func dump(t testing.TB, db *sql.DB, table string) []string {
 	return out
 }
 
-func TestKnowsEveryEventType(t *testing.T) {
-	s, _ := open(t)
-	projectionstest.KnowsEveryEventType(t, s)
+func TestAppliesEveryEventType(t *testing.T) {
+	m := open(t)
+	projectionstest.AppliesEveryEventType(t, m.model())
 }
 
-func TestRefusesAnUnknownEventType(t *testing.T) {
-	s, p := open(t)
+// TestFailedBatchLeavesNothing: a batch that fails leaves neither rows nor
+// requests in memory behind it, and the checkpoint where it was.
+func TestFailedBatchLeavesNothing(t *testing.T) {
+	m := open(t)
 	l := projectionstest.NewLog(t)
 	r := projectionstest.Req{Serial: projectionstest.SerialAt(time.Now()), Service: "default", Digest: projectionstest.RandomHex(32), At: time.Now().UTC()}
-	good := l.Requested(r)
-	bad := l.Add("x", time.Now(), events.Metadata{}, events.FilterDecided{Serial: "1", Filter: "f", Verdict: "accepted"})
-	bad.Type = "Nonsense.v1"
-	err := s.Apply(context.Background(), []projections.Event{good, bad})
-	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
-		t.Fatalf("got %v, want ErrUnknownEventType naming Nonsense.v1", err)
+	other := projectionstest.Req{Serial: projectionstest.SerialAt(time.Now()), Service: "default", Digest: projectionstest.RandomHex(32), At: time.Now().UTC()}
+	batch := []eventstore.RecordedEvent{l.Requested(r), l.Requested(other), l.Issued(other)}
+	batch = append(batch, l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{}, events.TimestampIssued{Policy: "1.2.3"}))
+	err := projectionstest.Apply(m.model(), batch...)
+	if err == nil || !strings.Contains(err.Error(), "no serial") {
+		t.Fatalf("got %v, want an issued event without serial refused", err)
 	}
-	if s.Checkpoint() != 0 {
-		t.Fatalf("checkpoint moved to %d", s.Checkpoint())
+	if m.Checkpoint() != 0 {
+		t.Fatalf("checkpoint moved to %d", m.Checkpoint())
 	}
-	if len(p.pending) != 0 {
-		t.Fatalf("rolled back batch left %d pending requests", len(p.pending))
+	if len(m.p.pending) != 0 {
+		t.Fatalf("rolled back batch left %d pending requests", len(m.p.pending))
 	}
-	if rows := dump(t, s.DB(), "archive_pending"); len(rows) != 0 {
-		t.Fatalf("pending rows %v", rows)
+	for _, table := range []string{"archive", "archive_pending", "archive_services"} {
+		if rows := dump(t, m.DB(), table); len(rows) != 0 {
+			t.Fatalf("%s rows %v", table, rows)
+		}
 	}
 }
 
@@ -97,58 +116,56 @@ func TestApply(t *testing.T) {
 	tests := []struct {
 		name string
 		// batches returns the batches to apply, given the requests.
-		batches func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event
+		batches func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent
 		reqs    []projectionstest.Req
 		want    want
 	}{
 		{
 			name: "issued in one batch",
 			reqs: []projectionstest.Req{{Service: "default", Client: "CN=alice,O=Example", Protocol: ""}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				return [][]projections.Event{l.Request(rs[0])}
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{l.Request(rs[0])}
 			},
 			want: want{entries: []Entry{{Service: "default", Client: "CN=alice,O=Example", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "request split across batches",
 			reqs: []projectionstest.Req{{Service: "eu", Protocol: "rfc3161"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
 				evs := l.Request(rs[0])
-				return [][]projections.Event{evs[:1], evs[1:3], evs[3:]}
+				return [][]eventstore.RecordedEvent{evs[:1], evs[1:2], evs[2:]}
 			},
 			want: want{entries: []Entry{{Service: "eu", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "authenticode",
 			reqs: []projectionstest.Req{{Service: "codesign", Protocol: ProtocolAuthenticode, Client: "build"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				return [][]projections.Event{l.Request(rs[0])}
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{l.Request(rs[0])}
 			},
 			want: want{entries: []Entry{{Service: "codesign", Client: "build", Protocol: "authenticode", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "service falls back to the request's",
 			reqs: []projectionstest.Req{{Service: "legacy"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				evs := l.Request(rs[0])
-				evs[3].Service = ""
-				return [][]projections.Event{evs}
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{{l.Requested(rs[0]), l.Filters(rs[0]), l.IssuedMeta(rs[0], events.Metadata{Node: "tsa-1"})}}
 			},
 			want: want{entries: []Entry{{Service: "legacy", Protocol: "rfc3161", HashAlgorithm: "sha256", ReceivedAt: at}}},
 		},
 		{
 			name: "issued without its request",
 			reqs: []projectionstest.Req{{Service: "default"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				return [][]projections.Event{{l.Issued(rs[0])}}
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{{l.Issued(rs[0])}}
 			},
 			want: want{entries: []Entry{{Service: "default", Protocol: "rfc3161", HashAlgorithm: "", HashedMessage: "-"}}},
 		},
 		{
 			name: "rejected and forwarded leave nothing",
 			reqs: []projectionstest.Req{{Service: "default"}, {Service: "default"}, {Service: "proxy"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				return [][]projections.Event{{
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{{
 					l.Requested(rs[0]), l.Rejected(rs[0], "rejection"),
 					l.Requested(rs[1]), l.Rejected(rs[1], "refused"),
 					l.Requested(rs[2]), l.Forwarded(rs[2]),
@@ -158,8 +175,8 @@ func TestApply(t *testing.T) {
 		{
 			name: "rejected in a later batch drops the pending row",
 			reqs: []projectionstest.Req{{Service: "default"}, {Service: "proxy"}, {Service: "default"}},
-			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]projections.Event {
-				return [][]projections.Event{
+			batches: func(l *projectionstest.Log, rs []projectionstest.Req) [][]eventstore.RecordedEvent {
+				return [][]eventstore.RecordedEvent{
 					{l.Requested(rs[0]), l.Requested(rs[1]), l.Requested(rs[2])},
 					{l.Rejected(rs[0], "rejection"), l.Forwarded(rs[1])},
 				}
@@ -169,7 +186,7 @@ func TestApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := open(t)
+			s := open(t)
 			l := projectionstest.NewLog(t)
 			for i := range tt.reqs {
 				tt.reqs[i].Serial = projectionstest.SerialAt(at.Add(time.Duration(i) * time.Millisecond))
@@ -220,15 +237,11 @@ func TestApply(t *testing.T) {
 // TestIdempotent: a batch delivered twice, or again to a reopened store,
 // leaves the same rows.
 func TestIdempotent(t *testing.T) {
-	ctx := context.Background()
 	path := t.TempDir() + "/x.db"
-	s, err := projections.Open(ctx, path, New())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	l := projectionstest.NewLog(t)
 	at := time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC)
-	var batch []projections.Event
+	var batch []eventstore.RecordedEvent
 	for i := range 20 {
 		r := projectionstest.Req{Serial: projectionstest.SerialAt(at.Add(time.Duration(i) * time.Second)), Service: "default", Digest: projectionstest.RandomHex(32), At: at.Add(time.Duration(i) * time.Second)}
 		batch = append(batch, l.Request(r)...)
@@ -245,11 +258,7 @@ func TestIdempotent(t *testing.T) {
 		t.Fatalf("after a second delivery\n%v\nwant\n%v", got, entries)
 	}
 	s.Close()
-	s, err = projections.Open(ctx, path, New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openAt(t, path)
 	apply(t, s, batch[10:]...)
 	if got := dump(t, s.DB(), "archive"); !slices.Equal(got, entries) {
 		t.Fatalf("after reopening\n%v\nwant\n%v", got, entries)
@@ -261,7 +270,7 @@ func TestIdempotent(t *testing.T) {
 
 func TestQueries(t *testing.T) {
 	ctx := context.Background()
-	s, _ := open(t)
+	s := open(t)
 	l := projectionstest.NewLog(t)
 	day := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	shared := projectionstest.RandomHex(32)
@@ -380,33 +389,9 @@ func TestQueries(t *testing.T) {
 	})
 }
 
-func TestParseUTC(t *testing.T) {
-	for _, s := range []string{
-		"2026-11-22T16:07:45Z", "2026-11-22T16:07:45.1Z", "2026-11-22T16:07:45.123456789Z", "2024-02-29T23:59:59.000000001Z",
-		"1970-01-01T00:00:00Z", "1969-12-31T23:59:59.5Z", "2000-03-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "0001-01-01T00:00:00Z",
-	} {
-		want, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := unixNano([]byte(`"` + s + `"`))
-		if n, ok := parseUTC([]byte(`"` + s + `"`)); !ok || err != nil || got != want.UnixNano() || n != got {
-			t.Errorf("%s: %d %v %v, want %d", s, got, ok, err, want.UnixNano())
-		}
-	}
-	for _, s := range []string{"2026-11-22T16:07:45+01:00", "2026-02-30T00:00:00Z", "2026-11-22T16:07:45.Z", "2026-11-22 16:07:45Z", "2026-11-22T16:07:45.1234567890Z"} {
-		if _, ok := parseUTC([]byte(`"` + s + `"`)); ok {
-			t.Errorf("%s: decoded by the fast path", s)
-		}
-	}
-	if n, err := unixNano([]byte(`"2026-11-22T17:07:45+01:00"`)); err != nil || n != time.Date(2026, 11, 22, 16, 7, 45, 0, time.UTC).UnixNano() {
-		t.Errorf("offset: %d %v", n, err)
-	}
-}
-
 // TestQueriesUseIndexes: no query of the package scans the archive.
 func TestQueriesUseIndexes(t *testing.T) {
-	s, _ := open(t)
+	s := open(t)
 	db := s.DB()
 	digest := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}
 	type plan struct {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/chronolog/chronolog/domain/events"
 )
 
 var (
@@ -67,10 +69,17 @@ const (
 	MaxLimit     = 1000
 )
 
-const entryColumns = `serial, position, stream, service, client, protocol, hash_algorithm,
-	hashed_message, gen_time, policy, signer, clock_sample, received_at`
+// entries selects the entries with their names; the conditions below
+// are on the columns of a.
+const entries = `SELECT a.serial, a.position, a.stream, s.name, c.name, k.protocol, k.hash_algorithm,
+	a.hashed_message, a.gen_time, k.policy, k.signer, coalesce(m.event_id, ''), a.received_at
+	FROM archive a
+	JOIN archive_services s ON s.id = a.service
+	JOIN archive_clients c ON c.id = a.client
+	JOIN archive_kinds k ON k.id = a.kind
+	LEFT JOIN archive_samples m ON m.id = a.clock_sample`
 
-const bySerialSQL = `SELECT ` + entryColumns + ` FROM archive WHERE serial = ?`
+const bySerialSQL = entries + ` WHERE a.serial = ?`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -80,11 +89,16 @@ func scanEntry(s scanner) (Entry, error) {
 		pos      int64
 		gen      int64
 		received sql.NullInt64
+		stream   sql.NullString
 		hashed   []byte
 	)
-	if err := s.Scan(&e.Serial, &pos, &e.Stream, &e.Service, &e.Client, &e.Protocol, &e.HashAlgorithm,
+	if err := s.Scan(&e.Serial, &pos, &stream, &e.Service, &e.Client, &e.Protocol, &e.HashAlgorithm,
 		&hashed, &gen, &e.Policy, &e.Signer, &e.ClockSample, &received); err != nil {
 		return Entry{}, err
+	}
+	e.Stream = events.RequestStream(e.Serial)
+	if stream.Valid {
+		e.Stream = stream.String
 	}
 	e.HashedMessage = hex.EncodeToString(hashed)
 	e.Position = uint64(pos)
@@ -127,13 +141,13 @@ func ByImprint(ctx context.Context, db *sql.DB, hashAlg, hexDigest string) ([]En
 
 func imprintSQL(hashAlg string, digest []byte) (string, []any) {
 	// archive_imprint indexes the digest's first 8 bytes.
-	q := `SELECT ` + entryColumns + ` FROM archive WHERE substr(hashed_message, 1, 8) = substr(?1, 1, 8) AND hashed_message = ?1`
+	q := entries + ` WHERE substr(a.hashed_message, 1, 8) = substr(?1, 1, 8) AND a.hashed_message = ?1`
 	args := []any{digest}
 	if hashAlg != "" {
-		q += ` AND hash_algorithm = ?2`
+		q += ` AND k.hash_algorithm = ?2`
 		args = append(args, hashAlg)
 	}
-	return q + ` ORDER BY gen_time, serial`, args
+	return q + ` ORDER BY a.gen_time, a.serial`, args
 }
 
 // Search returns a page of the entries q selects, in (genTime, serial)
@@ -169,7 +183,7 @@ func searchSQL(q Query, c *cursor) (string, []any) {
 	where, args := q.where()
 	if c != nil {
 		// The range term lets the (…, gen_time) indexes seek to the cursor.
-		where = append(where, `gen_time >= ? AND (gen_time > ? OR serial > ?)`)
+		where = append(where, `a.gen_time >= ? AND (a.gen_time > ? OR a.serial > ?)`)
 		args = append(args, c.genTime, c.genTime, c.serial)
 	}
 	limit := q.Limit
@@ -177,14 +191,14 @@ func searchSQL(q Query, c *cursor) (string, []any) {
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	return `SELECT ` + entryColumns + ` FROM archive` + whereClause(where) + ` ORDER BY gen_time, serial LIMIT ?`, append(args, limit)
+	return entries + whereClause(where) + ` ORDER BY a.gen_time, a.serial LIMIT ?`, append(args, limit)
 }
 
 // Count returns how many entries q selects, whatever its After and Limit.
 func Count(ctx context.Context, db *sql.DB, q Query) (int, error) {
 	where, args := q.where()
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM archive`+whereClause(where), args...).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM archive a`+whereClause(where), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("archive: count: %w", err)
 	}
 	return n, nil
@@ -196,16 +210,16 @@ func (q Query) where() ([]string, []any) {
 		args  []any
 	)
 	if q.Service != "" {
-		where, args = append(where, `service = ?`), append(args, q.Service)
+		where, args = append(where, `a.service = (SELECT id FROM archive_services WHERE name = ?)`), append(args, q.Service)
 	}
 	if q.Client != "" {
-		where, args = append(where, `client = ?`), append(args, q.Client)
+		where, args = append(where, `a.client = (SELECT id FROM archive_clients WHERE name = ?)`), append(args, q.Client)
 	}
 	if !q.From.IsZero() {
-		where, args = append(where, `gen_time >= ?`), append(args, q.From.UnixNano())
+		where, args = append(where, `a.gen_time >= ?`), append(args, q.From.UnixNano())
 	}
 	if !q.To.IsZero() {
-		where, args = append(where, `gen_time < ?`), append(args, q.To.UnixNano())
+		where, args = append(where, `a.gen_time < ?`), append(args, q.To.UnixNano())
 	}
 	return where, args
 }

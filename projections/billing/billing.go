@@ -4,11 +4,9 @@
 package billing
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/projections"
@@ -36,14 +34,11 @@ type counts struct{ issued, rejected, refused, forwarded int64 }
 // at its end, one upsert per (day, service, client).
 type Projection struct {
 	pending map[key]*counts
-	// names interns the clients seen, so that counting an event
-	// allocates nothing once its client is known.
-	names map[string]string
 }
 
 // New returns the billing projection.
 func New() *Projection {
-	return &Projection{pending: map[key]*counts{}, names: map[string]string{}}
+	return &Projection{pending: map[key]*counts{}}
 }
 
 var _ projections.Flusher = (*Projection)(nil)
@@ -67,32 +62,18 @@ func (*Projection) Schema() []string {
 	}
 }
 
-// Apply implements projections.Projection.
-func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	switch e.Type {
-	case events.TypeTimestampIssued:
-		return p.OnTimestampIssued(ctx, tx, e)
-	case events.TypeTimestampRejected, events.TypeTimestampRejectedV1:
-		return p.OnTimestampRejected(ctx, tx, e)
-	case events.TypeTimestampForwarded:
-		return p.OnTimestampForwarded(ctx, tx, e)
-	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterChainDecided,
-		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
-		events.TypeTimestampUndelivered,
-		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,
-		events.TypeSigningKeyGenerated, events.TypeCertificateImported, events.TypeSigningKeyActivated,
-		events.TypeSigningKeyRetired, events.TypeSigningKeyUnavailable, events.TypeSigningKeyRestored,
-		events.TypeSigningCertificateExpiring,
-		events.TypeClockSampled, events.TypeClockSyncLost, events.TypeClockSyncRegained, events.TypeLeapSecondAnnounced:
-		return nil
-	default:
-		return fmt.Errorf("%w: %s", projections.ErrUnknownEventType, e.Type)
+// Handlers implements projections.Projection.
+func (p *Projection) Handlers() []projections.Handler {
+	return []projections.Handler{
+		projections.On(p.OnTimestampIssued),
+		projections.On(p.OnTimestampRejected),
+		projections.On(p.OnTimestampForwarded),
 	}
 }
 
 // OnTimestampIssued counts a token issued.
-func (p *Projection) OnTimestampIssued(_ context.Context, _ *projections.Tx, e projections.Event) error {
-	c, err := p.counter(e, nil)
+func (p *Projection) OnTimestampIssued(_ context.Context, _ projections.Tx, m projections.Meta, e events.TimestampIssued) error {
+	c, err := p.counter(m, e.Client)
 	if err != nil {
 		return err
 	}
@@ -101,27 +82,26 @@ func (p *Projection) OnTimestampIssued(_ context.Context, _ *projections.Tx, e p
 }
 
 // OnTimestampRejected counts a rejection or a refusal.
-func (p *Projection) OnTimestampRejected(_ context.Context, _ *projections.Tx, e projections.Event) error {
-	var status []byte
-	c, err := p.counter(e, &status)
+func (p *Projection) OnTimestampRejected(_ context.Context, _ projections.Tx, m projections.Meta, e events.TimestampRejected) error {
+	c, err := p.counter(m, e.Client)
 	if err != nil {
 		return err
 	}
-	switch string(status) {
+	switch e.Status {
 	case StatusRejection:
 		c.rejected++
 	case StatusRefused:
 		c.refused++
 	default:
-		return fmt.Errorf("event %d (%s): status %q is neither %s nor %s", e.Position, e.Type, status, StatusRejection, StatusRefused)
+		return fmt.Errorf("event %d: status %q is neither %s nor %s", m.Position, e.Status, StatusRejection, StatusRefused)
 	}
 	return nil
 }
 
 // OnTimestampForwarded counts a request forwarded upstream, whatever the
 // upstream answered.
-func (p *Projection) OnTimestampForwarded(_ context.Context, _ *projections.Tx, e projections.Event) error {
-	c, err := p.counter(e, nil)
+func (p *Projection) OnTimestampForwarded(_ context.Context, _ projections.Tx, m projections.Meta, e events.TimestampForwarded) error {
+	c, err := p.counter(m, e.Client)
 	if err != nil {
 		return err
 	}
@@ -129,46 +109,19 @@ func (p *Projection) OnTimestampForwarded(_ context.Context, _ *projections.Tx, 
 	return nil
 }
 
-// counter returns the counts e adds to: its day is the UTC day it was
-// recorded, its service the metadata's, its client the data's. When
-// status is not nil it is set to the raw "status" member.
-func (p *Projection) counter(e projections.Event, status *[]byte) (*counts, error) {
-	var client []byte
-	err := e.Fields(func(k string, v []byte) error {
-		var err error
-		switch k {
-		case "client":
-			client, err = rawString(v)
-		case "status":
-			if status != nil {
-				*status, err = rawString(v)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
+// counter returns the counts an event adds to: its day is the UTC day it
+// was recorded, its service the metadata's, its client the data's.
+func (p *Projection) counter(m projections.Meta, client string) (*counts, error) {
+	if m.RecordedAt.IsZero() {
+		return nil, fmt.Errorf("event %d: no recordedAt", m.Position)
 	}
-	if e.RecordedAt.IsZero() {
-		return nil, fmt.Errorf("event %d (%s): no recordedAt", e.Position, e.Type)
-	}
-	k := key{day: floorDiv(e.RecordedAt.Unix(), 86400), service: e.Service, client: p.intern(client)}
+	k := key{day: floorDiv(m.RecordedAt.Unix(), 86400), service: m.Service, client: client}
 	c := p.pending[k]
 	if c == nil {
 		c = &counts{}
 		p.pending[k] = c
 	}
 	return c, nil
-}
-
-func (p *Projection) intern(b []byte) string {
-	// A lookup by string(b) does not allocate.
-	if n, ok := p.names[string(b)]; ok {
-		return n
-	}
-	s := string(b)
-	p.names[s] = s
-	return s
 }
 
 const upsert = `INSERT INTO billing (day, service, client, issued, rejected, refused, forwarded)
@@ -180,40 +133,18 @@ const upsert = `INSERT INTO billing (day, service, client, issued, rejected, ref
 		forwarded = forwarded + excluded.forwarded`
 
 // Flush adds the batch's counts to the table.
-func (p *Projection) Flush(ctx context.Context, tx *projections.Tx) error {
+func (p *Projection) Flush(ctx context.Context, tx projections.Tx) error {
 	for k, c := range p.pending {
 		if _, err := tx.Exec(ctx, upsert, dayString(k.day), k.service, k.client, c.issued, c.rejected, c.refused, c.forwarded); err != nil {
 			return fmt.Errorf("counts of %s %q %q: %w", dayString(k.day), k.service, k.client, err)
 		}
 	}
 	clear(p.pending)
-	if len(p.names) > maxNames {
-		clear(p.names)
-	}
 	return nil
 }
 
-// maxNames bounds the interned names between batches.
-const maxNames = 1 << 16
-
 // Discard drops the batch's counts.
 func (p *Projection) Discard() { clear(p.pending) }
-
-// rawString returns the content of the JSON string v without copying when
-// it holds no escape.
-func rawString(v []byte) ([]byte, error) {
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		body := v[1 : len(v)-1]
-		if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
-			return body, nil
-		}
-	}
-	s, err := events.String(v)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(s), nil
-}
 
 func floorDiv(a, b int64) int64 {
 	q := a / b

@@ -89,49 +89,23 @@ func (*Projection) Schema() []string {
 	}
 }
 
-// Apply implements projections.Projection.
-func (p *Projection) Apply(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	switch e.Type {
-	case events.TypeClockSampled:
-		return p.OnClockSampled(ctx, tx, e)
-	case events.TypeClockSyncLost:
-		return p.OnClockSyncLost(ctx, tx, e)
-	case events.TypeClockSyncRegained:
-		return p.OnClockSyncRegained(ctx, tx, e)
-	case events.TypeLeapSecondAnnounced:
-		return p.OnLeapSecondAnnounced(ctx, tx, e)
-	case events.TypeTimestampRequested, events.TypeFilterDecided, events.TypeFilterChainDecided, events.TypeTimestampIssued,
-		events.TypeTimestampRejected, events.TypeTimestampRejectedV1, events.TypeTimestampForwarded,
-		events.TypeServiceConfigured, events.TypeServiceConfigChanged, events.TypeServiceConfigRefused, events.TypeServiceAlgorithmEnded,
-		events.TypeTimestampUndelivered,
-		events.TypeLogSegmentSealed, events.TypeLogCheckpointSigned,
-		events.TypeSigningKeyGenerated, events.TypeCertificateImported, events.TypeSigningKeyActivated,
-		events.TypeSigningKeyRetired, events.TypeSigningKeyUnavailable, events.TypeSigningKeyRestored,
-		events.TypeSigningCertificateExpiring:
-		return nil
-	default:
-		return fmt.Errorf("%w: %s", projections.ErrUnknownEventType, e.Type)
+// Handlers implements projections.Projection.
+func (p *Projection) Handlers() []projections.Handler {
+	return []projections.Handler{
+		projections.On(p.OnClockSampled),
+		projections.On(p.OnClockSyncLost),
+		projections.On(p.OnClockSyncRegained),
+		projections.On(p.OnLeapSecondAnnounced),
 	}
-}
-
-func decode(e projections.Event, v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
-	}
-	return nil
 }
 
 // OnClockSampled records a sampling round (its readings are left in the
 // event).
-func (p *Projection) OnClockSampled(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	var s events.ClockSampled
-	if err := decode(e, &s); err != nil {
-		return err
-	}
+func (p *Projection) OnClockSampled(ctx context.Context, tx projections.Tx, e projections.Meta, s events.ClockSampled) error {
 	_, err := tx.Exec(ctx, `INSERT INTO clock_samples (position, event_id, at, synchronised, bound_ns, offset_ns,
 		agreeing, sources, quorum, reason, leap) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (position) DO NOTHING`,
-		int64(e.Position), e.ID, s.At.UnixNano(), s.Synchronised, s.BoundNs, s.OffsetNs, s.Agreeing, s.Sources, s.Quorum, s.Reason, s.Leap)
+		e.Position, e.ID, s.At.UnixNano(), s.Synchronised, s.BoundNs, s.OffsetNs, s.Agreeing, s.Sources, s.Quorum, s.Reason, s.Leap)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
 	}
@@ -141,16 +115,12 @@ func (p *Projection) OnClockSampled(ctx context.Context, tx *projections.Tx, e p
 // OnClockSyncLost records the change and opens a period outside accuracy,
 // unless one is open already (a server restarted while out of accuracy
 // reports the loss again; the period began at the first report).
-func (p *Projection) OnClockSyncLost(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	var l events.ClockSyncLost
-	if err := decode(e, &l); err != nil {
-		return err
-	}
+func (p *Projection) OnClockSyncLost(ctx context.Context, tx projections.Tx, e projections.Meta, l events.ClockSyncLost) error {
 	if err := change(ctx, tx, e, l.Service, KindLost, l.At, l.Reason, l.BoundNs, l.AccuracyNs, l.Sample); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO clock_outside_accuracy (position, service, start_at, reason)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, int64(e.Position), l.Service, l.At.UnixNano(), l.Reason)
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, e.Position, l.Service, l.At.UnixNano(), l.Reason)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): open period: %w", e.Position, e.Type, err)
 	}
@@ -161,36 +131,32 @@ func (p *Projection) OnClockSyncLost(ctx context.Context, tx *projections.Tx, e 
 // period. With none open, a regain naming when accuracy was lost records
 // the period it closes; one that does not (the first judgement after a
 // start) closes nothing.
-func (p *Projection) OnClockSyncRegained(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	var r events.ClockSyncRegained
-	if err := decode(e, &r); err != nil {
-		return err
-	}
+func (p *Projection) OnClockSyncRegained(ctx context.Context, tx projections.Tx, e projections.Meta, r events.ClockSyncRegained) error {
 	if err := change(ctx, tx, e, r.Service, KindRegained, r.At, "", r.BoundNs, r.AccuracyNs, r.Sample); err != nil {
 		return err
 	}
 	at := r.At.UnixNano()
 	res, err := tx.Exec(ctx, `UPDATE clock_outside_accuracy SET end_at = ?1, duration_ns = max(?1 - start_at, 0), closed_by = ?2
-		WHERE service = ?3 AND end_at IS NULL`, at, int64(e.Position), r.Service)
+		WHERE service = ?3 AND end_at IS NULL`, at, e.Position, r.Service)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): close period: %w", e.Position, e.Type, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 || r.LostAt == nil {
-		return err
+	if res > 0 || r.LostAt == nil {
+		return nil
 	}
 	start := r.LostAt.UnixNano()
 	_, err = tx.Exec(ctx, `INSERT INTO clock_outside_accuracy (position, service, start_at, end_at, duration_ns, reason, closed_by)
-		VALUES (?, ?, ?, ?, ?, '', ?) ON CONFLICT DO NOTHING`, int64(e.Position), r.Service, start, at, max(at-start, 0), int64(e.Position))
+		VALUES (?, ?, ?, ?, ?, '', ?) ON CONFLICT DO NOTHING`, e.Position, r.Service, start, at, max(at-start, 0), e.Position)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): record period: %w", e.Position, e.Type, err)
 	}
 	return nil
 }
 
-func change(ctx context.Context, tx *projections.Tx, e projections.Event, service, kind string, at time.Time, reason string, bound, accuracy int64, sample string) error {
+func change(ctx context.Context, tx projections.Tx, e projections.Meta, service, kind string, at time.Time, reason string, bound, accuracy int64, sample string) error {
 	_, err := tx.Exec(ctx, `INSERT INTO clock_changes (position, service, kind, at, reason, bound_ns, accuracy_ns, sample)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING`,
-		int64(e.Position), service, kind, at.UnixNano(), reason, bound, accuracy, sample)
+		e.Position, service, kind, at.UnixNano(), reason, bound, accuracy, sample)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
 	}
@@ -198,18 +164,14 @@ func change(ctx context.Context, tx *projections.Tx, e projections.Event, servic
 }
 
 // OnLeapSecondAnnounced records the announcement.
-func (p *Projection) OnLeapSecondAnnounced(ctx context.Context, tx *projections.Tx, e projections.Event) error {
-	var l events.LeapSecondAnnounced
-	if err := decode(e, &l); err != nil {
-		return err
-	}
+func (p *Projection) OnLeapSecondAnnounced(ctx context.Context, tx projections.Tx, e projections.Meta, l events.LeapSecondAnnounced) error {
 	sources, err := json.Marshal(l.Sources)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO clock_leaps (position, leap, at, sample, sources, refused, window_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING`,
-		int64(e.Position), l.Leap, l.At.UnixNano(), l.Sample, string(sources), l.Refused, l.WindowNs)
+		e.Position, l.Leap, l.At.UnixNano(), l.Sample, string(sources), l.Refused, l.WindowNs)
 	if err != nil {
 		return fmt.Errorf("event %d (%s): %w", e.Position, e.Type, err)
 	}

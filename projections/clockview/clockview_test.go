@@ -4,37 +4,49 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
 	"github.com/chronolog/chronolog/projections/projectionstest"
 	"github.com/google/uuid"
 )
 
-func open(t testing.TB) *projections.Store {
+// model is the clock projection in a read store.
+type model struct {
+	*readstore.Store
+	p *Projection
+}
+
+func open(t testing.TB) model { return openAt(t, t.TempDir()+"/x.db") }
+
+func openAt(t testing.TB, path string) model {
 	t.Helper()
-	s, err := projections.Open(context.Background(), t.TempDir()+"/x.db", New())
+	p := New()
+	s, err := readstore.Open(context.Background(), path, p, readstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return model{s, p}
 }
 
-func apply(t testing.TB, s *projections.Store, evs ...projections.Event) {
+func (m model) model() projections.Model { return projections.Model{Projection: m.p, Store: m.Store} }
+
+func apply(t testing.TB, m model, evs ...eventstore.RecordedEvent) {
 	t.Helper()
-	if err := s.Apply(context.Background(), evs); err != nil {
+	if err := projectionstest.Apply(m.model(), evs...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func clock(l *projectionstest.Log, at time.Time, e events.Event) projections.Event {
+func clock(l *projectionstest.Log, at time.Time, e events.Event) eventstore.RecordedEvent {
 	return l.Add(events.ClockStream, at, events.Metadata{Node: "tsa-1"}, e)
 }
 
@@ -57,20 +69,22 @@ func regained(service string, m int, lostAt *int) events.ClockSyncRegained {
 
 func ptr(n int) *int { return &n }
 
-func TestKnowsEveryEventType(t *testing.T) {
-	s := open(t)
-	projectionstest.KnowsEveryEventType(t, s)
+func TestAppliesEveryEventType(t *testing.T) {
+	projectionstest.AppliesEveryEventType(t, open(t).model())
 }
 
-func TestRefusesAnUnknownEventType(t *testing.T) {
+// TestUndecodableEventStopsTheBatch: an event of a type the projection
+// reads whose data cannot be decoded fails its batch, which leaves
+// nothing behind.
+func TestUndecodableEventStopsTheBatch(t *testing.T) {
 	s := open(t)
 	l := projectionstest.NewLog(t)
 	good := clock(l, t0, lost("default", 0, "no quorum"))
 	bad := clock(l, t0, lost("default", 0, "no quorum"))
-	bad.Type = "Nonsense.v1"
-	err := s.Apply(context.Background(), []projections.Event{good, bad})
-	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "Nonsense.v1") {
-		t.Fatalf("got %v, want ErrUnknownEventType naming Nonsense.v1", err)
+	bad.Payload = []byte(`{"type":"ClockSyncLost.v1","data":{"service":"default","at":12}}`)
+	err := projectionstest.Apply(s.model(), good, bad)
+	if err == nil || !strings.Contains(err.Error(), "ClockSyncLost.v1") {
+		t.Fatalf("got %v, want the event refused", err)
 	}
 	if s.Checkpoint() != 0 {
 		t.Fatalf("checkpoint %d", s.Checkpoint())
@@ -150,7 +164,7 @@ func TestOutsideAccuracy(t *testing.T) {
 			l := projectionstest.NewLog(t)
 			nchanges := 0
 			for _, b := range tt.batches {
-				var evs []projections.Event
+				var evs []eventstore.RecordedEvent
 				for _, e := range b {
 					evs = append(evs, clock(l, t0, e))
 				}
@@ -196,7 +210,7 @@ func TestQueries(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
 	l := projectionstest.NewLog(t)
-	var evs []projections.Event
+	var evs []eventstore.RecordedEvent
 	var ids []string
 	for m := range 10 {
 		e := events.ClockSampled{At: minute(m), Synchronised: m%4 != 3, BoundNs: int64(100_000 * (m + 1)), OffsetNs: int64(-1000 * m),
@@ -297,14 +311,10 @@ func TestQueries(t *testing.T) {
 // TestIdempotent: a batch delivered twice, or again to a reopened store,
 // leaves the same rows.
 func TestIdempotent(t *testing.T) {
-	ctx := context.Background()
 	path := t.TempDir() + "/x.db"
-	s, err := projections.Open(ctx, path, New())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	l := projectionstest.NewLog(t)
-	var batch []projections.Event
+	var batch []eventstore.RecordedEvent
 	for m := range 6 {
 		batch = append(batch, clock(l, minute(m), events.ClockSampled{At: minute(m), Synchronised: true, Leap: "none"}))
 		switch m {
@@ -322,11 +332,7 @@ func TestIdempotent(t *testing.T) {
 	}
 	apply(t, s, batch...)
 	s.Close()
-	s, err = projections.Open(ctx, path, New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openAt(t, path)
 	apply(t, s, batch[2:]...)
 	for _, tb := range tables {
 		if got := dump(t, s.DB(), tb); !slices.Equal(got, want[tb]) {

@@ -1,5 +1,6 @@
 // Package projectionstest is test support for projections: events as the
-// store delivers them.
+// store delivers them, a feed of them, and the benchmarks every read model
+// runs.
 package projectionstest
 
 import (
@@ -12,8 +13,6 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
-	"github.com/chronolog/chronolog/projections"
-	"github.com/google/uuid"
 )
 
 // Log builds events as the store would deliver them, at growing positions.
@@ -26,19 +25,15 @@ type Log struct {
 func NewLog(t testing.TB) *Log { return &Log{T: t} }
 
 // Add is e on stream at the next position.
-func (l *Log) Add(stream string, at time.Time, meta events.Metadata, e events.Event) projections.Event {
+func (l *Log) Add(stream string, at time.Time, meta events.Metadata, e events.Event) eventstore.RecordedEvent {
 	l.T.Helper()
 	l.Pos++
-	id := uuid.Must(uuid.NewV7()).String()
+	id := NewID(time.Now())
 	ed, err := events.Encode(id, stream, at, meta, e)
 	if err != nil {
 		l.T.Fatal(err)
 	}
-	pe, err := projections.FromRecorded(eventstore.RecordedEvent{Position: l.Pos, Stream: stream, ID: id, Type: ed.Type, Payload: ed.Payload})
-	if err != nil {
-		l.T.Fatal(err)
-	}
-	return pe
+	return eventstore.RecordedEvent{Position: l.Pos, Stream: stream, ID: id, Type: ed.Type, Payload: ed.Payload}
 }
 
 var (
@@ -47,6 +42,27 @@ var (
 	// Policy is the policy of the issued events built here.
 	Policy = "1.3.6.1.4.1.32473.3161.1"
 )
+
+// uuidV7 is a random UUIDv7 of time at.
+func uuidV7(at time.Time) [16]byte {
+	var u [16]byte
+	rand.Read(u[:])
+	ms := uint64(at.UnixMilli())
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	u[6] = u[6]&0x0f | 0x70 // version 7
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	return u
+}
+
+// NewID is an event id as ids.Source draws them: a UUIDv7 of time at, in
+// its canonical form.
+func NewID(at time.Time) string {
+	u := uuidV7(at)
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
 
 // RandomHex is n random bytes in hex.
 func RandomHex(n int) string {
@@ -57,14 +73,7 @@ func RandomHex(n int) string {
 
 // SerialAt is a UUIDv7 serial of time at, as ids.Source draws them.
 func SerialAt(at time.Time) string {
-	u, err := uuid.NewV7FromReader(rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	ms := uint64(at.UnixMilli())
-	for i := 0; i < 6; i++ {
-		u[i] = byte(ms >> (40 - 8*i))
-	}
+	u := uuidV7(at)
 	return strings.TrimLeft(hex.EncodeToString(u[:]), "0")
 }
 
@@ -76,7 +85,7 @@ type Req struct {
 }
 
 // Requested is r's TimestampRequested.
-func (l *Log) Requested(r Req) projections.Event {
+func (l *Log) Requested(r Req) eventstore.RecordedEvent {
 	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service},
 		events.TimestampRequested{
 			Serial: r.Serial, Service: r.Service, Path: "/" + r.Service, Method: "POST", ContentType: "application/timestamp-query",
@@ -86,18 +95,25 @@ func (l *Log) Requested(r Req) projections.Event {
 		})
 }
 
-// Filters is r's two FilterDecided, both accepting.
-func (l *Log) Filters(r Req) []projections.Event {
+// Filters is r's FilterChainDecided: the route and two filters, both
+// accepting.
+func (l *Log) Filters(r Req) eventstore.RecordedEvent {
 	meta := events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service}
-	return []projections.Event{
-		l.Add(events.RequestStream(r.Serial), r.At, meta, events.FilterDecided{Serial: r.Serial, Filter: "client-cert", Verdict: events.VerdictAccepted, Reason: "CN matches"}),
-		l.Add(events.RequestStream(r.Serial), r.At, meta, events.FilterDecided{Serial: r.Serial, Filter: "rate-limit", Verdict: events.VerdictAccepted}),
-	}
+	return l.Add(events.RequestStream(r.Serial), r.At, meta, events.FilterChainDecided{Serial: r.Serial, Rule: "default", Chain: "default",
+		Decisions: []events.FilterDecision{
+			{Filter: "client-cert", Verdict: events.VerdictAccepted, Reason: "CN matches"},
+			{Filter: "rate-limit", Verdict: events.VerdictAccepted},
+		}})
 }
 
 // Issued is r's TimestampIssued, with a random token of r.Token bytes
 // (64 if 0), genTime 1.5 ms after r.At, Policy and Signer.
-func (l *Log) Issued(r Req) projections.Event {
+func (l *Log) Issued(r Req) eventstore.RecordedEvent {
+	return l.IssuedMeta(r, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service})
+}
+
+// IssuedMeta is r's TimestampIssued with the envelope's metadata meta.
+func (l *Log) IssuedMeta(r Req, meta events.Metadata) eventstore.RecordedEvent {
 	n := r.Token
 	if n == 0 {
 		n = 64
@@ -112,12 +128,12 @@ func (l *Log) Issued(r Req) projections.Event {
 	if r.Protocol == "authenticode" {
 		e.Protocol = r.Protocol
 	}
-	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{CorrelationID: "c-" + r.Serial[:8], Node: "tsa-1", Service: r.Service}, e)
+	return l.Add(events.RequestStream(r.Serial), r.At, meta, e)
 }
 
 // Rejected is r's TimestampRejected with status: a "rejection" (badAlg)
 // or anything else (a refused media type).
-func (l *Log) Rejected(r Req, status string) projections.Event {
+func (l *Log) Rejected(r Req, status string) eventstore.RecordedEvent {
 	e := events.TimestampRejected{Serial: r.Serial, Status: status, Reason: "no", Client: r.Client}
 	if status == "rejection" {
 		e.FailInfo = "badAlg"
@@ -128,17 +144,16 @@ func (l *Log) Rejected(r Req, status string) projections.Event {
 }
 
 // Forwarded is r's TimestampForwarded, granted upstream.
-func (l *Log) Forwarded(r Req) projections.Event {
+func (l *Log) Forwarded(r Req) eventstore.RecordedEvent {
 	return l.Add(events.RequestStream(r.Serial), r.At, events.Metadata{Node: "tsa-1", Service: r.Service},
 		events.TimestampForwarded{Serial: r.Serial, Upstream: "https://tsa.example/", UpstreamStatus: 200, Status: "granted",
 			Response: []byte{0x30, 0x03, 0x02, 0x01, 0x00}, Client: r.Client})
 }
 
-// Request is a whole request: Requested, two FilterDecided, Issued.
-func (l *Log) Request(r Req) []projections.Event {
-	out := []projections.Event{l.Requested(r)}
-	out = append(out, l.Filters(r)...)
-	return append(out, l.Issued(r))
+// Request is a whole request as the TSA records it: Requested,
+// FilterChainDecided, Issued.
+func (l *Log) Request(r Req) []eventstore.RecordedEvent {
+	return []eventstore.RecordedEvent{l.Requested(r), l.Filters(r), l.Issued(r)}
 }
 
 // Samples returns a realistic event of every registered type, by type.
@@ -183,10 +198,10 @@ func Samples(t testing.TB) map[string]events.Event {
 		events.TypeSigningCertificateExpiring: events.SigningCertificateExpiring{Service: "default", CertificateSHA256: fp, Subject: "CN=tsa", NotAfter: at, DaysLeft: 3, WarnDays: 30},
 		events.TypeClockSampled: events.ClockSampled{At: at, Synchronised: true, BoundNs: 800_000, OffsetNs: -12_000, Agreeing: 3, Sources: 3, Quorum: 2,
 			DriftPPM: 15, Leap: "none", Readings: []events.ClockReading{{Source: "ntp", Name: "ntp1.example", At: at, OffsetNs: -12_000, RootDistanceNs: 700_000, Leap: "none", Synchronised: true}}},
-		events.TypeClockSyncLost:     events.ClockSyncLost{Service: "default", AccuracyNs: 1_000_000, Sample: uuid.NewString(), Reason: "no quorum", At: lost},
-		events.TypeClockSyncRegained: events.ClockSyncRegained{Service: "default", AccuracyNs: 1_000_000, Sample: uuid.NewString(), BoundNs: 600_000, At: at, LostAt: &lost, OutageNs: int64(time.Minute)},
+		events.TypeClockSyncLost:     events.ClockSyncLost{Service: "default", AccuracyNs: 1_000_000, Sample: NewID(at), Reason: "no quorum", At: lost},
+		events.TypeClockSyncRegained: events.ClockSyncRegained{Service: "default", AccuracyNs: 1_000_000, Sample: NewID(at), BoundNs: 600_000, At: at, LostAt: &lost, OutageNs: int64(time.Minute)},
 		events.TypeLeapSecondAnnounced: events.LeapSecondAnnounced{Leap: "insert", At: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
-			Sample: uuid.NewString(), Sources: []string{"ntp ntp1.example"}, Refused: true, WindowNs: int64(time.Second)},
+			Sample: NewID(at), Sources: []string{"ntp ntp1.example"}, Refused: true, WindowNs: int64(time.Second)},
 	}
 }
 
@@ -196,6 +211,10 @@ func StreamOf(e events.Event) string {
 	case events.TimestampRequested:
 		return events.RequestStream(e.Serial)
 	case events.FilterDecided:
+		return events.RequestStream(e.Serial)
+	case events.FilterChainDecided:
+		return events.RequestStream(e.Serial)
+	case events.TimestampUndelivered:
 		return events.RequestStream(e.Serial)
 	case events.TimestampIssued:
 		return events.RequestStream(e.Serial)

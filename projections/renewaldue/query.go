@@ -3,7 +3,6 @@ package renewaldue
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -88,43 +87,49 @@ type Group struct {
 	FirstDue time.Time `json:"firstDue"`
 }
 
+// tokensSQL selects the tokens with their class and certificate; the
+// conditions below are on t, cl and ce.
+const tokensSQL = ` FROM tokens t JOIN classes cl ON cl.id = t.class JOIN certificates ce ON ce.id = cl.certificate`
+
 // groupings are CountBy's groups: the grouping expression and, for
 // certificates, the columns naming the group.
 var groupings = map[string]struct{ key, names string }{
-	ByHashAlgorithm:      {"hash_algorithm", "'', ''"},
-	BySignatureAlgorithm: {"signature_algorithm", "'', ''"},
-	ByCertificate:        {"cert_sha256", "max(cert_issuer), max(cert_serial)"},
-	ByRenewal:            {"renewal", "'', ''"},
-	ByMonth:              {"substr(due_at, 1, 7)", "'', ''"},
+	ByHashAlgorithm:      {"cl.hash_algorithm", "'', ''"},
+	BySignatureAlgorithm: {"ce.key_type", "'', ''"},
+	ByCertificate:        {"ce.cert_sha256", "max(ce.issuer), max(ce.serial_number)"},
+	ByRenewal:            {"cl.renewal", "'', ''"},
+	ByMonth:              {"strftime('%Y-%m', t.due_at / 1000000000, 'unixepoch')", "'', ''"},
 }
 
-// where is q's condition and its arguments.
+// where is q's condition and its arguments. The class condition comes
+// first and always, so that tokens_class_due serves the due date.
 func (q Query) where() (string, []any) {
-	var conds []string
+	var classConds []string
 	var args []any
-	add := func(cond string, arg any) {
-		conds = append(conds, cond)
-		args = append(args, arg)
-	}
-	if !q.DueBefore.IsZero() {
-		add("due_at < ?", formatTime(q.DueBefore))
-	}
 	for _, f := range []struct{ col, v string }{
-		{"hash_algorithm", q.HashAlgorithm},
-		{"signature_algorithm", q.SignatureAlgorithm},
-		{"cert_issuer", q.CertIssuer},
-		{"cert_serial", q.CertSerial},
-		{"service", q.Service},
+		{"c.hash_algorithm", q.HashAlgorithm},
+		{"e.key_type", q.SignatureAlgorithm},
+		{"e.issuer", q.CertIssuer},
+		{"e.serial_number", q.CertSerial},
+		{"c.service", q.Service},
 	} {
 		if f.v != "" {
-			add(f.col+" = ?", f.v)
+			classConds = append(classConds, f.col+" = ?")
+			args = append(args, f.v)
 		}
 	}
-	if q.After != "" {
-		add("serial > ?", q.After)
+	classes := `SELECT c.id FROM classes c`
+	if len(classConds) > 0 {
+		classes += ` JOIN certificates e ON e.id = c.certificate WHERE ` + strings.Join(classConds, " AND ")
 	}
-	if len(conds) == 0 {
-		return "", nil
+	conds := []string{`t.class IN (` + classes + `)`}
+	if !q.DueBefore.IsZero() {
+		conds = append(conds, `t.due_at < ?`)
+		args = append(args, unixNano(q.DueBefore))
+	}
+	if q.After != "" {
+		conds = append(conds, "t.serial > ?")
+		args = append(args, q.After)
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
@@ -140,26 +145,28 @@ func Search(ctx context.Context, db *sql.DB, q Query) ([]Entry, error) {
 		limit = DefaultLimit
 	}
 	where, args := q.where()
-	rows, err := db.QueryContext(ctx, `SELECT serial, gen_time, service, hash_algorithm, signature_algorithm,
-		cert_sha256, cert_issuer, cert_serial, cert_not_after, due_at, reason, renewal, catalog_version
-		FROM tokens`+where+` ORDER BY serial LIMIT ?`, append(args, limit)...)
+	rows, err := db.QueryContext(ctx, `SELECT t.serial, t.gen_time, cl.service, cl.hash_algorithm, ce.key_type,
+		ce.cert_sha256, ce.issuer, ce.serial_number, ce.not_after, t.due_at, cl.reason, cl.renewal, cl.catalog_version`+
+		tokensSQL+where+` ORDER BY t.serial LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("renewal-due search: %w", err)
 	}
 	defer rows.Close()
 	out := []Entry{}
 	for rows.Next() {
-		var e Entry
-		var gen, notAfter, due string
+		var (
+			e        Entry
+			gen      int64
+			notAfter string
+			dueAt    int64
+		)
 		if err := rows.Scan(&e.Serial, &gen, &e.Service, &e.HashAlgorithm, &e.SignatureAlgorithm,
-			&e.CertSHA256, &e.CertIssuer, &e.CertSerial, &notAfter, &due, &e.Reason, &e.Renewal, &e.CatalogVersion); err != nil {
+			&e.CertSHA256, &e.CertIssuer, &e.CertSerial, &notAfter, &dueAt, &e.Reason, &e.Renewal, &e.CatalogVersion); err != nil {
 			return nil, fmt.Errorf("renewal-due search: %w", err)
 		}
-		var errs [3]error
-		e.GenTime, errs[0] = parseTime(gen)
-		e.CertNotAfter, errs[1] = parseTime(notAfter)
-		e.DueAt, errs[2] = parseTime(due)
-		if err := errors.Join(errs[:]...); err != nil {
+		e.GenTime = time.Unix(0, gen).UTC()
+		e.DueAt = time.Unix(0, dueAt).UTC()
+		if e.CertNotAfter, err = parseTime(notAfter); err != nil {
 			return nil, fmt.Errorf("renewal-due search: token %s: %w", e.Serial, err)
 		}
 		out = append(out, e)
@@ -174,7 +181,7 @@ func Search(ctx context.Context, db *sql.DB, q Query) ([]Entry, error) {
 func Count(ctx context.Context, db *sql.DB, q Query) (int, error) {
 	where, args := q.where()
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM tokens`+where, args...).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM tokens t`+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("renewal-due count: %w", err)
 	}
 	return n, nil
@@ -190,8 +197,8 @@ func CountBy(ctx context.Context, db *sql.DB, q Query, by string) ([]Group, erro
 			by, ByHashAlgorithm, BySignatureAlgorithm, ByCertificate, ByRenewal, ByMonth)
 	}
 	where, args := q.where()
-	rows, err := db.QueryContext(ctx, `SELECT `+g.key+` AS k, `+g.names+`, count(*), min(due_at)
-		FROM tokens`+where+` GROUP BY k ORDER BY k`, args...)
+	rows, err := db.QueryContext(ctx, `SELECT `+g.key+` AS k, `+g.names+`, count(*), min(t.due_at)
+		`+tokensSQL+where+` GROUP BY k ORDER BY k`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("renewal-due count by %s: %w", by, err)
 	}
@@ -199,13 +206,11 @@ func CountBy(ctx context.Context, db *sql.DB, q Query, by string) ([]Group, erro
 	out := []Group{}
 	for rows.Next() {
 		var gr Group
-		var first string
+		var first int64
 		if err := rows.Scan(&gr.Key, &gr.CertIssuer, &gr.CertSerial, &gr.Count, &first); err != nil {
 			return nil, fmt.Errorf("renewal-due count by %s: %w", by, err)
 		}
-		if gr.FirstDue, err = parseTime(first); err != nil {
-			return nil, fmt.Errorf("renewal-due count by %s: group %q: %w", by, gr.Key, err)
-		}
+		gr.FirstDue = time.Unix(0, first).UTC()
 		out = append(out, gr)
 	}
 	if err := rows.Err(); err != nil {

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/renewal"
 	"github.com/chronolog/chronolog/projections"
+	"github.com/chronolog/chronolog/projections/projectionstest"
 )
 
 // recorder builds committed events the way the store hands them over.
@@ -30,7 +32,7 @@ func newRecorder(t *testing.T) *recorder {
 	return &recorder{t: t, at: time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)}
 }
 
-func (r *recorder) event(stream, service string, e events.Event) projections.Event {
+func (r *recorder) event(stream, service string, e events.Event) eventstore.RecordedEvent {
 	r.t.Helper()
 	r.pos++
 	r.at = r.at.Add(time.Second)
@@ -39,23 +41,17 @@ func (r *recorder) event(stream, service string, e events.Event) projections.Eve
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	pe, err := projections.FromRecorded(eventstore.RecordedEvent{
-		Position: r.pos, Stream: stream, ID: ed.ID, Type: ed.Type, Payload: ed.Payload,
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return pe
+	return eventstore.RecordedEvent{Position: r.pos, Stream: stream, ID: ed.ID, Type: ed.Type, Payload: ed.Payload}
 }
 
-func (r *recorder) activated(service, keyType, certSHA256, issuer, serial string, notAfter time.Time) projections.Event {
+func (r *recorder) activated(service, keyType, certSHA256, issuer, serial string, notAfter time.Time) eventstore.RecordedEvent {
 	return r.event(events.KeyStream, service, events.SigningKeyActivated{
 		Service: service, Purpose: events.KeyPurposeTSA, KeyType: keyType, PublicKeySHA256: "pk-" + certSHA256,
 		CertificateSHA256: certSHA256, Subject: "CN=" + service, Issuer: issuer, SerialNumber: serial, NotAfter: notAfter,
 	})
 }
 
-func (r *recorder) requested(service, serial, hash string) projections.Event {
+func (r *recorder) requested(service, serial, hash string) eventstore.RecordedEvent {
 	return r.event(events.RequestStream(serial), service, events.TimestampRequested{
 		Serial: serial, Service: service, Path: "/" + service, Method: "POST", Source: "192.0.2.1:4000",
 		ReceivedAt: r.at, BodySHA256: strings.Repeat("ab", 32), BodySize: 59, Parsed: true,
@@ -63,29 +59,42 @@ func (r *recorder) requested(service, serial, hash string) projections.Event {
 	})
 }
 
-func (r *recorder) filtered(service, serial string) projections.Event {
-	return r.event(events.RequestStream(serial), service, events.FilterDecided{Serial: serial, Filter: "policy", Verdict: events.VerdictAccepted})
+func (r *recorder) filtered(service, serial string) eventstore.RecordedEvent {
+	return r.event(events.RequestStream(serial), service, events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default",
+		Decisions: []events.FilterDecision{{Filter: "policy", Verdict: events.VerdictAccepted}}})
 }
 
-func (r *recorder) issued(service, serial, signer string, gen time.Time) projections.Event {
+func (r *recorder) issued(service, serial, signer string, gen time.Time) eventstore.RecordedEvent {
 	return r.event(events.RequestStream(serial), service, events.TimestampIssued{
 		Serial: serial, GenTime: gen, Policy: "1.3.6.1.4.1.99999.1", Signer: signer,
 		Token: make([]byte, 4096), // the projection never decodes it
 	})
 }
 
-func open(t *testing.T, path string) *projections.Store {
+// model is the renewal-due projection in a read store.
+type model struct {
+	*readstore.Store
+	p *Projection
+}
+
+func open(t *testing.T, path string) model {
 	t.Helper()
 	c, err := renewal.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := projections.Open(context.Background(), path, New(c))
+	p := New(c)
+	s, err := readstore.Open(context.Background(), path, p, readstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return model{s, p}
+}
+
+// Apply applies evs as one batch.
+func (m model) Apply(_ context.Context, evs []eventstore.RecordedEvent) error {
+	return projectionstest.Apply(projections.Model{Projection: m.p, Store: m.Store}, evs...)
 }
 
 func end(year int, month time.Month, day int) time.Time {
@@ -107,8 +116,8 @@ const (
 )
 
 // history is a record with every case the read model tells apart.
-func history(r *recorder) []projections.Event {
-	evs := []projections.Event{
+func history(r *recorder) []eventstore.RecordedEvent {
+	evs := []eventstore.RecordedEvent{
 		// The log key: no certificate, nothing to keep.
 		r.event(events.KeyStream, "", events.SigningKeyActivated{Purpose: events.KeyPurposeLog, KeyType: events.KeyTypeEd25519, PublicKeySHA256: "log"}),
 		r.activated("rsa", events.KeyTypeRSA2048, rsaCert, issuerA, "1001", time.Date(2031, 6, 30, 12, 0, 0, 0, time.UTC)),
@@ -234,7 +243,7 @@ func TestRebuildByEventIsTheSameAsByBatch(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "renewal-due.db"))
 	for _, e := range history(newRecorder(t)) {
-		if err := s.Apply(ctx, []projections.Event{e}); err != nil {
+		if err := s.Apply(ctx, []eventstore.RecordedEvent{e}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -411,8 +420,14 @@ func TestJSON(t *testing.T) {
 	}
 }
 
-// Every registered event type is decided: handled or ignored.
-func TestEveryEventTypeIsKnown(t *testing.T) {
+func TestAppliesEveryEventType(t *testing.T) {
+	m := open(t, filepath.Join(t.TempDir(), "renewal-due.db"))
+	projectionstest.AppliesEveryEventType(t, projections.Model{Projection: m.p, Store: m.Store})
+}
+
+// TestEveryEventTypeEmpty: the zero value of every registered type
+// applies, as the one batch it is.
+func TestEveryEventTypeEmpty(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "renewal-due.db"))
 	r := newRecorder(t)
@@ -424,30 +439,27 @@ func TestEveryEventTypeIsKnown(t *testing.T) {
 			t.Fatalf("%s: no constructor", typ)
 		}
 		ev := r.event("s", "svc", e)
-		if err := s.Apply(ctx, []projections.Event{ev}); err != nil {
+		if err := s.Apply(ctx, []eventstore.RecordedEvent{ev}); err != nil {
 			t.Errorf("%s: %v", typ, err)
 		}
 	}
 }
 
-func TestUnknownEventTypeStops(t *testing.T) {
+// TestUndecodableEventStops: a token that cannot be decoded stops the
+// batch, which is rolled back whole.
+func TestUndecodableEventStops(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "renewal-due.db"))
 	r := newRecorder(t)
 	ev := r.issued("rsa", "01", rsaCert, gen)
-	bogus := ev
-	bogus.Position, bogus.Type = ev.Position+1, "TimestampRenewed.v9"
-	err := s.Apply(ctx, []projections.Event{ev, bogus})
-	if !errors.Is(err, projections.ErrUnknownEventType) || !strings.Contains(err.Error(), "TimestampRenewed.v9") {
-		t.Fatalf("Apply: %v; want ErrUnknownEventType naming the type", err)
+	bogus := r.issued("rsa", "02", rsaCert, gen)
+	bogus.Payload = []byte(`{"type":"TimestampIssued.v1","data":{"serial":"02","token":"not base64"}}`)
+	err := s.Apply(ctx, []eventstore.RecordedEvent{ev, bogus})
+	if err == nil || !strings.Contains(err.Error(), "TimestampIssued.v1") {
+		t.Fatalf("Apply: %v; want the event refused", err)
 	}
-	// The batch was rolled back, the token with it.
 	if n, err := Count(ctx, s.DB(), Query{}); err != nil || n != 0 || s.Checkpoint() != 0 {
 		t.Errorf("after the failed batch: %d tokens, checkpoint %d, %v", n, s.Checkpoint(), err)
-	}
-	p := New(nil)
-	if err := p.Apply(ctx, nil, projections.Event{Type: "Nope.v1"}); !errors.Is(err, projections.ErrUnknownEventType) {
-		t.Errorf("Apply(Nope.v1): %v", err)
 	}
 }
 
@@ -457,7 +469,7 @@ func TestNewLoadsTheEmbeddedCatalogue(t *testing.T) {
 	}
 	broken := errors.New("catalogue broken")
 	p := &Projection{err: broken}
-	if err := p.Apply(context.Background(), nil, projections.Event{Type: events.TypeClockSampled}); !errors.Is(err, broken) {
-		t.Errorf("Apply without a catalogue: %v", err)
+	if err := p.OnTimestampIssued(context.Background(), nil, projections.Meta{}, events.TimestampIssued{}); !errors.Is(err, broken) {
+		t.Errorf("a token without a catalogue: %v", err)
 	}
 }

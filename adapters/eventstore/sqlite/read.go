@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/chronolog/chronolog/domain/eventstore"
 )
 
@@ -14,6 +16,11 @@ func (s *Store) readErr(op string, err error) error {
 		return eventstore.ErrClosed
 	}
 	return fmt.Errorf("eventstore/sqlite: %s: %w", op, err)
+}
+
+// dictFunc finds the stored dictionaries, reading them under ctx.
+func (s *Store) dictFunc(ctx context.Context) dictFunc {
+	return func(id uint64) (*s2.Dict, error) { return s.dicts.get(ctx, id) }
 }
 
 // ReadStream returns stream's events in revision order, or an error
@@ -34,7 +41,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string) ([]eventstore.Rec
 		if err := rows.Scan(&last, &first, &count, &rec); err != nil {
 			return nil, s.readErr("read stream", err)
 		}
-		if out, err = decodeRecord(out, stream, uint64(last), uint64(first), int(count), rec); err != nil {
+		if out, err = decodeRecord(out, stream, uint64(last), uint64(first), int(count), rec, s.dictFunc(ctx)); err != nil {
 			return nil, s.readErr("read stream", err)
 		}
 	}
@@ -76,7 +83,7 @@ func (s *Store) readAll(ctx context.Context, after uint64, max int) ([]eventstor
 			return nil, s.readErr("read all", err)
 		}
 		from := len(out)
-		if out, err = decodeRecord(out, stream, uint64(last), uint64(first), int(count), rec); err != nil {
+		if out, err = decodeRecord(out, stream, uint64(last), uint64(first), int(count), rec, s.dictFunc(ctx)); err != nil {
 			return nil, s.readErr("read all", err)
 		}
 		// Drop the record's events at or before after, and any beyond max.

@@ -15,9 +15,10 @@ import (
 // An append is stored as one row, its record: the events' ids, types and
 // payloads framed one after the other, after a format octet,
 //
-//	record = format body
+//	record = format body / 0x02 uvarint(dictionary) body
 //	body   = *( id[16] uvarint(len(type)) type uvarint(len(payload)) payload )
 //	format = 0x00 (body as is) / 0x01 (body S2-compressed, klauspost/compress)
+//	0x02     body S2-compressed against the dictionary of that id (dict.go)
 //
 // One row per append instead of one per event is what makes the embedded
 // store fast: a TSA request appends four events, and one B-tree insert
@@ -30,8 +31,9 @@ import (
 // that, never over the stored form.
 
 const (
-	formatRaw byte = 0x00
-	formatS2  byte = 0x01
+	formatRaw    byte = 0x00
+	formatS2     byte = 0x01
+	formatS2Dict byte = 0x02
 )
 
 // encodedAppend is an append made ready for the writer by its caller's
@@ -58,7 +60,10 @@ func canonicalUUID(id string) ([16]byte, error) {
 // bodyPool holds scratch buffers for uncompressed bodies.
 var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
 
-func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
+// encodeAppend frames and compresses events, against the dictionary in
+// use when there is one, and offers the body to the dictionaries' sampling
+// (dicts may be nil).
+func encodeAppend(events []eventstore.EventData, dicts *dictionaries) (encodedAppend, error) {
 	size := 0
 	for _, e := range events {
 		size += 16 + 2*binary.MaxVarintLen64 + len(e.Type) + len(e.Payload)
@@ -88,6 +93,7 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 		out.payloads[i] = block[start:len(block):len(block)]
 	}
 	*bp = body
+	dicts.sample(body)
 	zp := bodyPool.Get().(*[]byte)
 	defer bodyPool.Put(zp)
 	if n := s2.MaxEncodedLen(len(body)); cap(*zp) < n {
@@ -95,6 +101,14 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 	}
 	// The record is allocated at its final size: it stays in memory until
 	// the writer has bound it.
+	if d := dicts.current(); d != nil {
+		if z := d.dict.Encode((*zp)[:cap(*zp)], body); len(z) < len(body) {
+			rec := append(make([]byte, 0, 1+binary.MaxVarintLen64+len(z)), formatS2Dict)
+			rec = binary.AppendUvarint(rec, d.id)
+			out.record = append(rec, z...)
+			return out, nil
+		}
+	}
 	if z := s2.Encode((*zp)[:cap(*zp)], body); len(z) < len(body) {
 		out.record = append(append(make([]byte, 0, 1+len(z)), formatS2), z...)
 		return out, nil
@@ -103,8 +117,12 @@ func encodeAppend(events []eventstore.EventData) (encodedAppend, error) {
 	return out, nil
 }
 
-// recordBody returns the framed events of a stored record.
-func recordBody(rec []byte) ([]byte, error) {
+// dictFunc returns a stored dictionary by its id.
+type dictFunc func(id uint64) (*s2.Dict, error)
+
+// recordBody returns the framed events of a stored record; dict finds the
+// dictionaries records name (nil: none is known).
+func recordBody(rec []byte, dict dictFunc) ([]byte, error) {
 	if len(rec) == 0 {
 		return nil, fmt.Errorf("%w: empty", errBadRecord)
 	}
@@ -117,6 +135,23 @@ func recordBody(rec []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %v", errBadRecord, err)
 		}
 		return body, nil
+	case formatS2Dict:
+		id, k := binary.Uvarint(rec[1:])
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: no dictionary id", errBadRecord)
+		}
+		if dict == nil {
+			return nil, fmt.Errorf("%w: dictionary %d, and no dictionaries", errBadRecord, id)
+		}
+		d, err := dict(id)
+		if err != nil {
+			return nil, err
+		}
+		body, err := d.Decode(nil, rec[1+k:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadRecord, err)
+		}
+		return body, nil
 	}
 	return nil, fmt.Errorf("%w: unknown format 0x%02x", errBadRecord, rec[0])
 }
@@ -125,13 +160,14 @@ var errBadRecord = errors.New("malformed append record")
 
 // decodeRecord appends the count events of one record to out. The record
 // was appended as stream's revisions from firstRevision on, ending at
-// global position lastPosition. Payloads alias rec.
-func decodeRecord(out []eventstore.RecordedEvent, stream string, lastPosition, firstRevision uint64, count int, rec []byte) ([]eventstore.RecordedEvent, error) {
+// global position lastPosition. Payloads alias rec when it is not
+// compressed.
+func decodeRecord(out []eventstore.RecordedEvent, stream string, lastPosition, firstRevision uint64, count int, rec []byte, dict dictFunc) ([]eventstore.RecordedEvent, error) {
 	if count <= 0 || uint64(count) > lastPosition {
 		return out, fmt.Errorf("%w at position %d: count %d", errBadRecord, lastPosition, count)
 	}
 	first := lastPosition - uint64(count) + 1
-	rec, err := recordBody(rec)
+	rec, err := recordBody(rec, dict)
 	if err != nil {
 		return out, fmt.Errorf("at position %d: %w", lastPosition, err)
 	}

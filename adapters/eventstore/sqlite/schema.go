@@ -13,7 +13,8 @@ import (
 //	v1: one row per event (events), id and (stream, revision) indexed.
 //	v2: one row per append (appends, see record.go) keyed by the position
 //	    of its last event; event ids in their own WITHOUT ROWID index.
-const schemaVersion = 2
+//	v3: the dictionaries records are compressed against (dict.go).
+const schemaVersion = 3
 
 const schemaV2 = `
 CREATE TABLE appends (
@@ -28,6 +29,12 @@ CREATE TABLE event_ids (
 	id       BLOB    PRIMARY KEY CHECK (length(id) = 16),
 	position INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;`
+
+const schemaV3 = `
+CREATE TABLE dictionaries (
+	id   INTEGER PRIMARY KEY,
+	dict BLOB    NOT NULL
+) STRICT;`
 
 // migrate brings the schema to schemaVersion in one transaction.
 func migrate(ctx context.Context, c *sql.Conn) (err error) {
@@ -49,13 +56,18 @@ func migrate(ctx context.Context, c *sql.Conn) (err error) {
 			_, _ = c.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	if _, err := c.ExecContext(ctx, schemaV2); err != nil {
-		return err
+	if v < 2 {
+		if _, err := c.ExecContext(ctx, schemaV2); err != nil {
+			return err
+		}
 	}
 	if v == 1 {
 		if err := migrateV1(ctx, c); err != nil {
 			return fmt.Errorf("v1 → v2: %w", err)
 		}
+	}
+	if _, err := c.ExecContext(ctx, schemaV3); err != nil {
+		return err
 	}
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return err
@@ -90,7 +102,7 @@ func migrateV1(ctx context.Context, c *sql.Conn) error {
 		return err
 	}
 	for _, r := range all {
-		enc, err := encodeAppend([]eventstore.EventData{r.e})
+		enc, err := encodeAppend([]eventstore.EventData{r.e}, nil)
 		if err != nil {
 			return fmt.Errorf("event at position %d: %w", r.pos, err)
 		}

@@ -45,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/chronolog/chronolog/domain/eventstore"
@@ -118,6 +119,8 @@ type Store struct {
 	notify   chan struct{}
 	// tail caches the newest events for subscriptions that keep up.
 	tail *liveTail
+	// dicts are the dictionaries records are compressed against.
+	dicts *dictionaries
 
 	// journalMode and synchronous are what the writer connection reported
 	// at open; New refuses to run without wal and FULL (2).
@@ -167,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		tail:       newLiveTail(cfg.LiveTail),
 		readOnly:   cfg.ReadOnly,
 	}
+	s.dicts = newDictionaries(s.loadDict)
 	if cfg.ReadOnly {
 		if err := s.openReadOnly(ctx, cfg); err != nil {
 			return nil, errors.Join(err, s.release())
@@ -239,6 +243,20 @@ func (s *Store) open(ctx context.Context, cfg Config) error {
 	}); err != nil {
 		return fmt.Errorf("eventstore/sqlite: prepare writer: %w", err)
 	}
+	// Appends go on with the latest dictionary.
+	var id int64
+	var dict []byte
+	switch err := s.wconn.QueryRowContext(ctx, "SELECT id, dict FROM dictionaries ORDER BY id DESC LIMIT 1").Scan(&id, &dict); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("eventstore/sqlite: read the dictionary: %w", err)
+	default:
+		d := s2.NewDict(dict)
+		if d == nil {
+			return fmt.Errorf("eventstore/sqlite: dictionary %d is malformed", id)
+		}
+		s.dicts.use(uint64(id), d)
+	}
 
 	return s.openReaders(ctx, cfg)
 }
@@ -302,6 +320,13 @@ func (s *Store) openReaders(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("eventstore/sqlite: prepare: %w", err)
 	}
 	return nil
+}
+
+// loadDict reads a stored dictionary's bytes.
+func (s *Store) loadDict(ctx context.Context, id uint64) ([]byte, error) {
+	var b []byte
+	err := s.rdb.QueryRowContext(ctx, "SELECT dict FROM dictionaries WHERE id = ?", int64(id)).Scan(&b)
+	return b, err
 }
 
 // probeWrite writes a page and rolls it back. SQLite opens a file it may

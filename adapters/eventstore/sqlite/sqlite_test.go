@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -208,7 +209,7 @@ func TestNilPayloadStoredEmpty(t *testing.T) {
 }
 
 func req(ctx context.Context, stream string, exp eventstore.ExpectedState, evs ...eventstore.EventData) *appendReq {
-	enc, err := encodeAppend(evs)
+	enc, err := encodeAppend(evs, nil)
 	if err != nil {
 		panic(err)
 	}
@@ -438,4 +439,60 @@ func benchmarkAppend(b *testing.B, extraFilters int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
 	b.ReportMetric(float64((4+extraFilters)*b.N)/elapsed.Seconds(), "events/s")
+}
+
+// TestDictionaryLearned: the store learns a dictionary from its appends,
+// stores it before any record uses it, and compresses the later records
+// against it; every event reads back as appended, from the writer, after a
+// reopen and read-only. A later dictionary that is no better is not kept.
+func TestDictionaryLearned(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	s := newStore(t, Config{Path: path})
+	s.dicts.every, s.dicts.next, s.dicts.relearn = 4, 0, 200
+	r := mrand.New(mrand.NewPCG(8, 9))
+	var want []eventstore.EventData
+	for i := range 300 {
+		evs := tsaRequestEvents(r)
+		if _, err := s.Append(ctx, fmt.Sprintf("tsr-%d", i), eventstore.NoStream, evs...); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, evs...)
+	}
+	var dicts, withDict, plain int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM dictionaries`).Scan(&dicts); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE substr(record, 1, 1) = x'02'), count(*) FILTER (WHERE substr(record, 1, 1) = x'01') FROM appends`).Scan(&withDict, &plain); err != nil {
+		t.Fatal(err)
+	}
+	if dicts != 1 || withDict < 250 || plain == 0 {
+		t.Errorf("%d dictionaries; %d records against one, %d without", dicts, withDict, plain)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		got, err := s.ReadAll(ctx, 0, 10000)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("ReadAll: %d events, %v", len(got), err)
+		}
+		for i, e := range got {
+			if e.ID != want[i].ID || !bytes.Equal(e.Payload, want[i].Payload) {
+				t.Fatalf("event %d differs", i)
+			}
+		}
+		if evs, err := s.ReadStream(ctx, "tsr-299"); err != nil || !bytes.Equal(evs[3].Payload, want[len(want)-1].Payload) {
+			t.Fatalf("ReadStream: %v", err)
+		}
+	}
+	check(s)
+	ro := newStore(t, Config{Path: path, ReadOnly: true})
+	check(ro)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = newStore(t, Config{Path: path})
+	if d := s.dicts.current(); d == nil || d.id != 1 {
+		t.Fatalf("reopened with dictionary %+v", d)
+	}
+	check(s)
 }

@@ -71,7 +71,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := ctx.Err(); err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	enc, err := encodeAppend(events)
+	enc, err := encodeAppend(events, s.dicts)
 	if err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("eventstore/sqlite: append to %q: %w", stream, err)
 	}
@@ -138,6 +138,18 @@ func (s *Store) commit(batch []*appendReq, state map[string]streamState) {
 		}
 		live++
 	}
+	if d := s.dicts.learned.Swap(nil); d != nil {
+		// Stored before any record is compressed with it; if it cannot
+		// be, appends go on with the one they have.
+		var id int64
+		if err := s.wconn.Raw(func(any) error {
+			var err error
+			id, err = s.w.storeDict(d.Bytes())
+			return err
+		}); err == nil {
+			s.dicts.use(uint64(id), d)
+		}
+	}
 	var head uint64
 	var failed error
 	if live > 0 {
@@ -177,6 +189,7 @@ type writerStmts struct {
 	savepoint, release, rollbackTo driver.Stmt
 	head, lastRev                  driver.Stmt
 	insert, unappend               driver.Stmt
+	insertDict                     driver.Stmt
 	ids                            [maxIDsPerStmt + 1]driver.Stmt // ids[n] inserts n ids
 	args                           driverArgs
 }
@@ -198,6 +211,7 @@ func (w *writerStmts) prepare(c *sqlite3.SQLiteConn) error {
 		{&w.lastRev, "SELECT first_revision + count - 1 FROM appends WHERE stream = ? ORDER BY first_revision DESC LIMIT 1"},
 		{&w.insert, "INSERT INTO appends (last_position, stream, first_revision, count, record) VALUES (?, ?, ?, ?, ?)"},
 		{&w.unappend, "DELETE FROM appends WHERE last_position = ?"},
+		{&w.insertDict, "INSERT INTO dictionaries (dict) VALUES (?)"},
 	} {
 		st, err := c.Prepare(p.q)
 		if err != nil {
@@ -219,7 +233,7 @@ func (w *writerStmts) prepare(c *sqlite3.SQLiteConn) error {
 func (w *writerStmts) close() error {
 	var errs []error
 	all := append([]driver.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo,
-		w.head, w.lastRev, w.insert, w.unappend}, w.ids[:]...)
+		w.head, w.lastRev, w.insert, w.unappend, w.insertDict}, w.ids[:]...)
 	for _, st := range all {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -261,6 +275,29 @@ func (w *writerStmts) run(st driver.Stmt, args ...driver.Value) error {
 		w.args.add(a)
 	}
 	return w.exec(st)
+}
+
+// storeDict stores a dictionary in a transaction of its own and returns
+// its id.
+func (w *writerStmts) storeDict(dict []byte) (int64, error) {
+	if err := w.run(w.begin); err != nil {
+		return 0, err
+	}
+	w.args.reset()
+	w.args.add(dict)
+	res, err := w.insertDict.(driver.StmtExecContext).ExecContext(context.Background(), w.args)
+	var id int64
+	if err == nil {
+		id, err = res.LastInsertId()
+	}
+	if err == nil {
+		err = w.run(w.commit)
+	}
+	if err != nil {
+		_ = w.run(w.rollback)
+		return 0, err
+	}
+	return id, nil
 }
 
 // commitBatch runs one transaction over the live appends of batch and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/projections"
@@ -66,16 +67,12 @@ func TestReplayReadsBothFilterRecords(t *testing.T) {
 			record(serial, requested, events.FilterChainDecided{Serial: serial, Rule: "default", Chain: "default", Decisions: []events.FilterDecision{denied}}, rejected)
 		}
 	}
-	var stores []*projections.Store
-	for _, p := range All() {
-		s, err := projections.Open(ctx, filepath.Join(t.TempDir(), p.Name()+".db"), p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		stores = append(stores, s)
+	models, stores, err := Open(ctx, t.TempDir(), All(), readstore.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := projections.Replay(ctx, st, stores, projections.ReplayOptions{Target: st.Head()}); err != nil {
+	defer CloseAll(stores)
+	if _, err := projections.Replay(ctx, projections.ReplayFeed(st), models, projections.RunnerConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range stores {
@@ -91,6 +88,98 @@ func TestReplayReadsBothFilterRecords(t *testing.T) {
 		case archive.Name:
 			if n, err := archive.Count(ctx, s.DB(), archive.Query{}); err != nil || n != 10 {
 				t.Errorf("archive holds %d tokens (%v), want 10", n, err)
+			}
+		}
+	}
+}
+
+// somethingNew is an event type added after the projections were
+// written: registered nowhere, handled by none.
+type somethingNew struct {
+	Detail string `json:"detail"`
+}
+
+func (somethingNew) EventType() string { return "SomethingNew.v1" }
+
+// TestNewEventTypeNeedsNoProjectionEdit: a record holding an event type
+// no projection handles (and the events package does not know) is kept
+// live and replayed by every read model: each passes the event by, none
+// stops.
+func TestNewEventTypeNeedsNoProjectionEdit(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "events.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	appendOne := func(id int, stream string, e events.Event) {
+		t.Helper()
+		ed, err := events.Encode(fmt.Sprintf("01938d2e-6c4b-7e2a-9f1d-%012x", id), stream, at, events.Metadata{Node: "n1", Service: "default"}, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, stream, eventstore.Any, ed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serial := "1a2b"
+	appendOne(1, events.RequestStream(serial), events.TimestampRequested{Serial: serial, Service: "default", Path: "/tsa", Method: "POST",
+		Source: "192.0.2.1:1", ReceivedAt: at, BodySHA256: "00", BodySize: 59, Parsed: true, HashAlgorithm: "sha256", HashedMessage: fmt.Sprintf("%064x", 1)})
+	appendOne(2, "news", somethingNew{Detail: "first"})
+	appendOne(3, events.RequestStream(serial), events.TimestampIssued{Serial: serial, GenTime: at, Policy: "1.2.3", Signer: "ab", Token: []byte{0x30, 0x00}})
+
+	// Live, from the start.
+	models, stores, err := Open(ctx, t.TempDir(), All(), readstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseAll(stores)
+	r, err := projections.NewRunner(projections.LiveFeed(st, projections.LiveConfig{}), models, projections.RunnerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendOne(4, "news", somethingNew{Detail: "second"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done := true
+		for _, s := range r.Status() {
+			if s.Failed != "" {
+				t.Fatalf("%s stopped: %s", s.Name, s.Failed)
+			}
+			done = done && s.Checkpoint == st.Head()
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up: %+v", r.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Replayed, into fresh stores.
+	models, stores, err = Open(ctx, t.TempDir(), All(), readstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer CloseAll(stores)
+	if _, err := projections.Replay(ctx, projections.ReplayFeed(st), models, projections.RunnerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		if s.Checkpoint() != st.Head() {
+			t.Errorf("%s stopped at %d of %d", s.Name(), s.Checkpoint(), st.Head())
+		}
+		if s.Name() == archive.Name {
+			if n, err := archive.Count(ctx, s.DB(), archive.Query{}); err != nil || n != 1 {
+				t.Errorf("archive holds %d tokens (%v), want 1", n, err)
 			}
 		}
 	}

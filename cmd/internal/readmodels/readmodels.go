@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 	"github.com/chronolog/chronolog/projections"
 	"github.com/chronolog/chronolog/projections/archive"
 	"github.com/chronolog/chronolog/projections/billing"
@@ -62,18 +63,37 @@ func Select(list string) ([]projections.Projection, error) {
 	return out, nil
 }
 
+// Open opens (or creates) the read stores of ps in dir, DATA/read/<name>.db
+// or a replay's directory, and pairs each with its projection.
+func Open(ctx context.Context, dir string, ps []projections.Projection, opt readstore.Options) ([]projections.Model, []*readstore.Store, error) {
+	var (
+		models []projections.Model
+		stores []*readstore.Store
+	)
+	for _, p := range ps {
+		s, err := readstore.Open(ctx, filepath.Join(dir, p.Name()+".db"), p, opt)
+		if err != nil {
+			CloseAll(stores)
+			return nil, nil, err
+		}
+		models = append(models, projections.Model{Projection: p, Store: s})
+		stores = append(stores, s)
+	}
+	return models, stores, nil
+}
+
 // OpenLive opens the existing read stores of ps in dir read-only, beside
 // the server that keeps them or not; a missing one is an error, not a new
 // empty store.
-func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*projections.Store, error) {
-	var out []*projections.Store
+func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*readstore.Store, error) {
+	var out []*readstore.Store
 	for _, p := range ps {
 		path := filepath.Join(dir, p.Name()+".db")
 		if _, err := os.Stat(path); err != nil {
 			CloseAll(out)
 			return nil, fmt.Errorf("live read store of %s: %w", p.Name(), err)
 		}
-		s, err := projections.OpenReadOnly(ctx, path, p)
+		s, err := readstore.OpenReadOnly(ctx, path, p)
 		if err != nil {
 			CloseAll(out)
 			return nil, err
@@ -84,14 +104,14 @@ func OpenLive(ctx context.Context, dir string, ps []projections.Projection) ([]*
 }
 
 // CloseAll closes stores.
-func CloseAll(stores []*projections.Store) {
+func CloseAll(stores []*readstore.Store) {
 	for _, s := range stores {
 		s.Close()
 	}
 }
 
 // LowestCheckpoint is the smallest checkpoint of stores.
-func LowestCheckpoint(stores []*projections.Store) uint64 {
+func LowestCheckpoint(stores []*readstore.Store) uint64 {
 	var low uint64
 	for i, s := range stores {
 		if i == 0 || s.Checkpoint() < low {

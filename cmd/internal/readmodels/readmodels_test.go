@@ -7,14 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chronolog/chronolog/projections"
+	readstore "github.com/chronolog/chronolog/adapters/readstore/sqlite"
 )
-
-// bare has a projection's name and none of its tables: a live read store
-// from an older build, or one whose schema the running server changed.
-type bare struct{ projections.Projection }
-
-func (bare) Schema() []string { return nil }
 
 func sumFile(t *testing.T, path string) [32]byte {
 	t.Helper()
@@ -35,11 +29,11 @@ func TestOpenLiveWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "billing.db")
-	s, err := projections.Open(ctx, path, bare{ps[0]})
+	_, stores, err := Open(ctx, dir, ps, readstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	CloseAll(stores)
 	before := sumFile(t, path)
 	live, err := OpenLive(ctx, dir, ps)
 	if err != nil {
