@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/logkey"
-	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/trillian"
 	"github.com/chronolog/chronolog/adapters/translog/trillian/trilliantest"
+	"github.com/chronolog/chronolog/domain/logwire"
 )
 
 // TestTsadOnTrillian runs tsad with its transparency log on a real Trillian

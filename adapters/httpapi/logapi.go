@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/chronolog/chronolog/adapters/logclient"
-	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/adapters/translog/translogtest"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/translog"
 )

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/logclient"
-	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/events"
+	"github.com/chronolog/chronolog/domain/logwire"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
 
