@@ -57,10 +57,11 @@ func BenchmarkSign(b *testing.B) {
 }
 
 // BenchmarkAround is what a signature costs around itself in this
-// process, as CPU time per signature: through Sign, from 64 goroutines
-// sharing the pool as tsad's request handlers do, less SignFor's, the
-// token's own speed (C_SignInit and C_Sign in a loop in C on as many
-// sessions as the pool has). Each iteration alternates a second of each:
+// process, as CPU time (and context switches) per signature: through
+// Sign, from 64 goroutines sharing the pool as tsad's request handlers
+// do, less SignFor's, the token's own speed (C_SignInit and C_Sign in a
+// loop in C on as many sessions as the pool has). Each iteration
+// alternates a second of each:
 //
 //	go test -run '^$' -bench BenchmarkAround -benchtime 5x ./adapters/signer/pkcs11/
 func BenchmarkAround(b *testing.B) {
@@ -77,25 +78,31 @@ func BenchmarkAround(b *testing.B) {
 			b.ReportMetric(sign.perSignature(), "sign-cpu-µs/sig")
 			b.ReportMetric(raw.perSignature(), "raw-cpu-µs/sig")
 			b.ReportMetric(sign.perSignature()-raw.perSignature(), "around-µs/sig")
+			b.ReportMetric(sign.switchesPerSignature(), "sign-cs/sig")
+			b.ReportMetric(raw.switchesPerSignature(), "raw-cs/sig")
 		})
 	}
 }
 
-// cpuCount adds up signatures and the process's CPU time they took.
+// cpuCount adds up signatures, and the process's CPU time and context
+// switches they took.
 type cpuCount struct {
-	n   int64
-	cpu time.Duration
+	n, switches int64
+	cpu         time.Duration
 }
 
 func (c *cpuCount) measure(b *testing.B, sign func() (int64, error)) {
-	start := processCPU(b)
+	start, cs := processCPU(b), contextSwitches(b)
 	n, err := sign()
 	if err != nil {
 		b.Fatal(err)
 	}
 	c.cpu += processCPU(b) - start
+	c.switches += contextSwitches(b) - cs
 	c.n += n
 }
+
+func (c *cpuCount) switchesPerSignature() float64 { return float64(c.switches) / float64(c.n) }
 
 func (c *cpuCount) perSignature() float64 { return float64(c.cpu.Nanoseconds()) / 1e3 / float64(c.n) }
 
@@ -125,6 +132,16 @@ func signLoop(s crypto.Signer, goroutines int, d time.Duration) (int64, error) {
 func report(b *testing.B, n int64, cpu, wall time.Duration) {
 	b.ReportMetric(float64(n)/wall.Seconds(), "sigs/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/sig")
+}
+
+// contextSwitches counts the process's context switches so far, voluntary
+// (a thread waits) and not (the kernel preempts it).
+func contextSwitches(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // processCPU is the process's user and system time so far.
