@@ -454,11 +454,11 @@ func TestRunnerFailedProjectionStopsAlone(t *testing.T) {
 			before := h.store.Head()
 			failAt := h.rejected()
 			h.requests(3)
-			st := waitStatus(t, r, func(s projections.ProjectionStatus) bool {
+			waitStatus(t, r, func(s projections.ProjectionStatus) bool {
 				return s.Name == "bad" && s.Failed != "" || s.Name == "good" && caughtUp(s)
 			})
 			h.requests(2) // the failed projection takes no more
-			st = waitStatus(t, r, func(s projections.ProjectionStatus) bool { return s.Name == "bad" || caughtUp(s) })
+			st := waitStatus(t, r, func(s projections.ProjectionStatus) bool { return s.Name == "bad" || caughtUp(s) })
 
 			want := h.wanted()
 			if got := counted(t, good.s); !maps.Equal(got, want) {

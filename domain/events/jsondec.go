@@ -166,7 +166,7 @@ func (d *decoder) object(f *fields, depth int, member func(string) error) error 
 		}
 		d.i++
 		d.ws()
-		k := -1
+		var k int
 		if next < len(f.names) && string(key) == f.names[next] {
 			k = next
 		} else {

@@ -105,7 +105,9 @@ func Open(ctx context.Context, path string, p projections.Projection, opt Option
 		return nil, err
 	}
 	if found && digest != s.digest {
-		s.closeWriter()
+		if err := s.closeWriter(); err != nil {
+			return nil, fmt.Errorf("read store %s: rebuild: %w", path, err)
+		}
 		for _, f := range []string{path, path + "-wal", path + "-shm"} {
 			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("read store %s: rebuild: %w", path, err)
@@ -187,13 +189,11 @@ func (s *Store) openWriter(ctx context.Context, opt Options) (found bool, digest
 		s.conn = c
 		return nil
 	}); err != nil {
-		s.closeWriter()
-		return false, "", fmt.Errorf("open read store %s: %w", s.path, err)
+		return false, "", errors.Join(fmt.Errorf("open read store %s: %w", s.path, err), s.closeWriter())
 	}
 	var tables int
 	if err := s.wconn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table'`).Scan(&tables); err != nil {
-		s.closeWriter()
-		return false, "", fmt.Errorf("read store %s: %w", s.path, err)
+		return false, "", errors.Join(fmt.Errorf("read store %s: %w", s.path, err), s.closeWriter())
 	}
 	if tables == 0 {
 		return false, "", nil
