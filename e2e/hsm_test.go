@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsm"
+	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsmtest"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 )
@@ -38,7 +38,7 @@ const (
 // test and the processes it starts) and initialises it with tsactl.
 func newHSMToken(t *testing.T, label string) *hsmToken {
 	t.Helper()
-	module, tokenDir, _ := softhsm.Setup(t)
+	module, tokenDir, _ := softhsmtest.Setup(t)
 	t.Setenv(hsmPINEnv, "e2e-user-pin-4711")
 	t.Setenv(hsmSOEnv, "e2e-so-pin-0815")
 	tok := &hsmToken{module: module, tokenDir: tokenDir, label: label}
@@ -308,7 +308,7 @@ func TestHSMOutageFailsClosed(t *testing.T) {
 		t.Fatalf("no token before the outage: %+v", r)
 	}
 
-	restore := softhsm.RemoveToken(t, softhsm.TokenDir(t, tok.tokenDir, tok.label))
+	restore := softhsmtest.RemoveToken(t, softhsmtest.TokenDir(t, tok.tokenDir, tok.label))
 	const during = 20
 	for i := range during {
 		r := ask(fmt.Sprintf("during %d", i))

@@ -60,8 +60,8 @@
 //     The directory must go outside the token directory (renamed inside
 //     it, it is found again).
 //
-// softhsm.TokenDir finds a token's directory by its label, and
-// softhsm.RemoveToken moves it away and back, as in
+// softhsmtest.TokenDir finds a token's directory by its label, and
+// softhsmtest.RemoveToken moves it away and back, as in
 //
 //	mv $TOKENDIR/<token-uuid> $TOKENDIR/../removed-<token-uuid>   # Sign: ErrUnavailable
 //	mv $TOKENDIR/../removed-<token-uuid> $TOKENDIR/<token-uuid>   # Sign works again within 5s

@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsm"
+	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsmtest"
 )
 
 // Every Key starts a watcher; a test that leaves one running fails here.
@@ -27,7 +27,7 @@ const (
 // tokens labelled labels (testToken if none), made with InitToken.
 func newToken(t testing.TB, labels ...string) (module, tokendir string) {
 	t.Helper()
-	module, tokendir, _ = softhsm.Setup(t)
+	module, tokendir, _ = softhsmtest.Setup(t)
 	if len(labels) == 0 {
 		labels = []string{testToken}
 	}

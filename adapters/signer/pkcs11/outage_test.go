@@ -15,7 +15,7 @@ import (
 
 	p11 "github.com/miekg/pkcs11"
 
-	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsm"
+	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsmtest"
 )
 
 // observer records what Observe is told.
@@ -155,7 +155,7 @@ func TestTokenRemovedAndRestored(t *testing.T) {
 	// keys close.
 	t.Cleanup(func() { halt.Do(func() { close(stop) }); wg.Wait() })
 	genBefore := moduleGeneration(tsa.mod)
-	restore := softhsm.RemoveToken(t, softhsm.TokenDir(t, tokendir, testToken))
+	restore := softhsmtest.RemoveToken(t, softhsmtest.TokenDir(t, tokendir, testToken))
 	if err := signECDSA(tsa, "away"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Sign with the token away: %v, want ErrUnavailable", err)
 	}
@@ -252,7 +252,7 @@ func TestCloseDuringAnOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	softhsm.RemoveToken(t, softhsm.TokenDir(t, tokendir, testToken))
+	softhsmtest.RemoveToken(t, softhsmtest.TokenDir(t, tokendir, testToken))
 	if err := signECDSA(k, "away"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Sign with the token away: %v", err)
 	}

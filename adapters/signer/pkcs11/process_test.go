@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsm"
+	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsmtest"
 )
 
 // signerProcessEnv makes the test binary a signing process (see
@@ -84,7 +84,7 @@ func TestTokenRemovedFromAnotherProcess(t *testing.T) {
 		t.Fatalf("before the outage: %s", a)
 	}
 
-	restore := softhsm.RemoveToken(t, softhsm.TokenDir(t, tokendir, testToken))
+	restore := softhsmtest.RemoveToken(t, softhsmtest.TokenDir(t, tokendir, testToken))
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if a := sign(); !strings.HasPrefix(a, "unavailable ") {
 			t.Fatalf("with the token away: %s, want unavailable", a)
@@ -118,7 +118,7 @@ func TestTokenMadeByAnotherProcessWhileTheModuleIsOpen(t *testing.T) {
 	k := open(t, Config{Module: module, KeyLabel: "tsa",
 		Observe: func(c Change) { t.Errorf("the open key: Observe(%+v)", c) }})
 	before := moduleGeneration(k.mod)
-	softhsm.InitToken(t, module, "made-later", soPIN, userPIN)
+	softhsmtest.InitToken(t, module, "made-later", soPIN, userPIN)
 	generate(t, module, "made-later", Ed25519, "log")
 	log := open(t, Config{Module: module, Token: "made-later", KeyLabel: "log"})
 	if err := signEd25519(log, "checkpoint"); err != nil {

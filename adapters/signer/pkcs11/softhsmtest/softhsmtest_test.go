@@ -1,4 +1,4 @@
-package softhsm
+package softhsmtest
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-// Package softhsm prepares SoftHSM2 for tests of code that signs in a
+// Package softhsmtest prepares SoftHSM2 for tests of code that signs in a
 // PKCS#11 token: a private token directory per test, made known through
 // SOFTHSM2_CONF so that a child process (tsad in the end-to-end tests)
 // reads the same one, tokens made by softhsm2-util, and the one outage a
@@ -16,7 +16,7 @@
 // Without SoftHSM2 the helpers skip the test and say why, except under
 // CI=true, where a missing SoftHSM2 is a failure: a CI run that silently
 // tested nothing would pass.
-package softhsm
+package softhsmtest
 
 import (
 	"bytes"
@@ -190,7 +190,7 @@ func tokenDirOfConf(t testing.TB) string {
 	t.Helper()
 	conf := os.Getenv("SOFTHSM2_CONF")
 	if conf == "" {
-		t.Fatal("SOFTHSM2_CONF is not set: call softhsm.Setup first")
+		t.Fatal("SOFTHSM2_CONF is not set: call softhsmtest.Setup first")
 	}
 	b, err := os.ReadFile(conf)
 	if err != nil {
