@@ -15,6 +15,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/eventstore"
+	"github.com/chronolog/chronolog/domain/latency"
 )
 
 // RunnerConfig configures a Runner.
@@ -132,7 +133,7 @@ func NewRunner(feed Feed, models []Model, cfg RunnerConfig) (*Runner, error) {
 		if slices.ContainsFunc(r.workers, func(w *worker) bool { return w.name == name }) {
 			return nil, fmt.Errorf("projections: %s given twice", name)
 		}
-		w := &worker{model: m, name: name, handlers: map[string]Handler{}, lags: lagWindow{size: cfg.LagWindow}}
+		w := &worker{model: m, name: name, handlers: map[string]Handler{}, lags: latency.Window{Size: cfg.LagWindow}}
 		w.flusher, _ = m.Projection.(Flusher)
 		for _, h := range m.Projection.Handlers() {
 			if events.New(h.eventType) == nil {
@@ -423,7 +424,7 @@ type worker struct {
 
 	mu     sync.Mutex
 	failed string
-	lags   lagWindow
+	lags   latency.Window
 }
 
 // permanent is a failure that retrying does not mend.
@@ -551,7 +552,7 @@ func (r *Runner) lagged(w *worker, e Event) {
 	}
 	d := r.now().Sub(e.RecordedAt)
 	w.mu.Lock()
-	w.lags.add(d)
+	w.lags.Add(d)
 	w.mu.Unlock()
 }
 
@@ -604,36 +605,10 @@ func (r *Runner) Status() []ProjectionStatus {
 			s.LagEvents = head - s.Checkpoint
 		}
 		w.mu.Lock()
-		s.LagP50, s.LagP99, s.LagMax = w.lags.stats()
+		s.LagP50, s.LagP99, s.LagMax, _ = w.lags.Stats()
 		s.Failed = w.failed
 		w.mu.Unlock()
 		out[i] = s
 	}
 	return out
-}
-
-// lagWindow keeps the most recent lag samples.
-type lagWindow struct {
-	size    int
-	samples []time.Duration
-	next    int
-}
-
-func (w *lagWindow) add(d time.Duration) {
-	if len(w.samples) < w.size {
-		w.samples = append(w.samples, d)
-		return
-	}
-	w.samples[w.next] = d
-	w.next = (w.next + 1) % w.size
-}
-
-func (w *lagWindow) stats() (p50, p99, maxLag time.Duration) {
-	if len(w.samples) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Clone(w.samples)
-	slices.Sort(s)
-	at := func(p float64) time.Duration { return s[int(float64(len(s)-1)*p)] }
-	return at(0.5), at(0.99), s[len(s)-1]
 }
