@@ -2,22 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chronolog/chronolog/domain/events"
 )
@@ -96,71 +88,6 @@ func tokenPolicy(t *testing.T, token []byte) string {
 		t.Fatal(err)
 	}
 	return info.Policy.String()
-}
-
-// codeSigningPKI writes a throwaway CA and a code-signing leaf it issued,
-// both ECDSA P-256, as PEM files in dir.
-type codeSigning struct {
-	caPEM, certPEM, keyPEM string
-}
-
-func newCodeSigningPKI(t *testing.T, dir string) codeSigning {
-	t.Helper()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "chronolog e2e code-signing CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "chronolog e2e code signer"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(30 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := codeSigning{
-		caPEM:   filepath.Join(dir, "codesign-ca.pem"),
-		certPEM: filepath.Join(dir, "codesign.pem"),
-		keyPEM:  filepath.Join(dir, "codesign.key"),
-	}
-	writePEM(t, cs.caPEM, "CERTIFICATE", caDER)
-	writePEM(t, cs.certPEM, "CERTIFICATE", leafDER)
-	writePEM(t, cs.keyPEM, "PRIVATE KEY", pk8)
-	return cs
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // onceFile builds a file once per test binary (in binDir, removed by

@@ -22,6 +22,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/authenticode"
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 // TestExportBundle exports a window of a running tsad's record with its
@@ -185,9 +186,9 @@ func TestExportBundle(t *testing.T) {
 	checkTampered(t, bundle, func(dir string) (string, int) { return verify(dir, ca, vkey) }, cases)
 
 	// The wrong trust anchors: another CA, another log key.
-	other := newTestCA(t, work, "other")
-	got, code := verify(bundle, other.file, vkey)
-	if code == 0 || !strings.Contains(got, "manifest.tsr: does not verify against "+other.file) ||
+	other := testpki.New(t, testpki.Subject("other", "Chronolog e2e")).CertFile(t)
+	got, code := verify(bundle, other, vkey)
+	if code == 0 || !strings.Contains(got, "manifest.tsr: does not verify against "+other) ||
 		!regexp.MustCompile(`(?m)^tokens: +FAILED, 20 problems$`).MatchString(got) || !strings.Contains(got, "certificate signed by unknown authority") {
 		t.Errorf("another CA: exit %d\n%s", code, got)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/signer/pkcs11/softhsmtest"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 // hsmToken is a SoftHSM2 token of the test's own, with the PINs tsactl and
@@ -56,7 +57,7 @@ func (tok *hsmToken) tsactl(t *testing.T, step string, args ...string) string {
 
 // keyWithCertificate makes a key in the token, has ca certify it from the
 // key's own CSR, and stores the certificate beside it.
-func (tok *hsmToken) keyWithCertificate(t *testing.T, ca *testCA, dir, data, label, keyType string) (*x509.Certificate, string) {
+func (tok *hsmToken) keyWithCertificate(t *testing.T, ca *testpki.CA, dir, data, label, keyType string) (*x509.Certificate, string) {
 	t.Helper()
 	out := tok.tsactl(t, "keygen", "--label", label, "--type", keyType, "--data", data, "--operator", "e2e")
 	if !strings.Contains(out, "extractable=false") || !strings.Contains(out, "sensitive=true") {
@@ -78,19 +79,16 @@ func (tok *hsmToken) keyWithCertificate(t *testing.T, ca *testCA, dir, data, lab
 	}
 	var askedEKU bool
 	for _, e := range csr.Extensions {
-		askedEKU = askedEKU || (e.Id.Equal(oidEKU) && e.Critical)
+		askedEKU = askedEKU || (e.Id.Equal(testpki.OIDExtKeyUsage) && e.Critical)
 	}
 	if !askedEKU {
 		t.Fatal("the CSR does not ask for a critical extendedKeyUsage")
 	}
-	tmpl := tsaTemplate(csr.Subject.CommonName, true, oidTimeStamping)
-	tmpl.Subject = csr.Subject
-	certFile := ca.certify(t, dir, label, tmpl, csr.PublicKey)
+	// The key stays in the token: the CA certifies the CSR's public key.
+	leaf := ca.TSA(t, testpki.PublicKey(csr.PublicKey), testpki.Template(func(c *x509.Certificate) { c.Subject = csr.Subject }))
+	certFile := leaf.CertFile(t)
 	tok.tsactl(t, "import-cert", "--key", label, "--cert", certFile, "--data", data, "--operator", "e2e")
-	raw, _ = os.ReadFile(certFile)
-	block, _ = pem.Decode(raw)
-	cert, _ := x509.ParseCertificate(block.Bytes)
-	return cert, certFile
+	return leaf.Cert, certFile
 }
 
 // hsmServiceConfig is a configuration file with one service whose key is
@@ -131,7 +129,8 @@ func TestHSMKeyLifecycleAndTokens(t *testing.T) {
 	go bcClasses.build(compileBCValidate(requireTool(t, "javac")))
 	dir, data := t.TempDir(), t.TempDir()
 	tok := newHSMToken(t, "chronolog-e2e")
-	ca := newTestCA(t, dir, "hsm-root")
+	ca := testpki.New(t, testpki.Subject("hsm-root", "Chronolog e2e"))
+	caFile := ca.CertFile(t)
 	_, tsaCertFile := tok.keyWithCertificate(t, ca, dir, data, "tsa-p256", "ecdsa-p256")
 	logOut := tok.tsactl(t, "keygen", "--label", "log-key", "--type", "ed25519", "--data", data)
 	if !strings.Contains(logOut, "ed25519") {
@@ -154,7 +153,7 @@ func TestHSMKeyLifecycleAndTokens(t *testing.T) {
 			t.Errorf("the key may %s: %s", unwanted, usage)
 		}
 	}
-	cfgFile := hsmServiceConfig(t, dir, tok, "tsa-p256", ca.file)
+	cfgFile := hsmServiceConfig(t, dir, tok, "tsa-p256", caFile)
 	logURI := fmt.Sprintf("pkcs11:token=%s;object=log-key?module-path=%s&pin-source=env:%s", tok.label, tok.module, hsmPINEnv)
 	srv := startServer(t, data, "--config", cfgFile, "--log-key", logURI, "--log-origin", "chronolog.example/e2e-hsm")
 	if out := srv.output(); !strings.Contains(out, "PKCS#11 token") || !strings.Contains(out, "key in an HSM") {
@@ -167,10 +166,10 @@ func TestHSMKeyLifecycleAndTokens(t *testing.T) {
 	}
 	doc := filepath.Join(t.TempDir(), "doc.txt")
 	os.WriteFile(doc, []byte("signed in the token"), 0o644)
-	if out := run(t, openssl, "ts", "-verify", "-data", doc, "-in", tsr, "-CAfile", ca.file); !strings.Contains(out, "Verification: OK") {
+	if out := run(t, openssl, "ts", "-verify", "-data", doc, "-in", tsr, "-CAfile", caFile); !strings.Contains(out, "Verification: OK") {
 		t.Fatalf("openssl ts -verify:\n%s", out)
 	}
-	bcValidateHSMToken(t, srv.url, ca.file, tsaCertFile)
+	bcValidateHSMToken(t, srv.url, caFile, tsaCertFile)
 	if err := srv.stop(t); err != nil {
 		t.Fatalf("tsad did not stop cleanly: %v\n%s", err, srv.output())
 	}
@@ -234,21 +233,6 @@ func lineWith(text, prefix string) string {
 	return ""
 }
 
-// certify signs tmpl for a public key whose private key the test does not
-// hold (it is in a token) and writes name.pem in dir.
-func (ca *testCA) certify(t *testing.T, dir, name string, tmpl *x509.Certificate, pub any) string {
-	t.Helper()
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, name+".pem")
-	savePEM(t, file, "CERTIFICATE", der)
-	return file
-}
-
 // bcValidateHSMToken has Bouncy Castle validate a token the HSM signed,
 // and refuse the same token with its signature flipped.
 func bcValidateHSMToken(t *testing.T, url, caFile, tsaFile string) {
@@ -286,9 +270,9 @@ func bcValidateHSMToken(t *testing.T, url, caFile, tsaFile string) {
 func TestHSMOutageFailsClosed(t *testing.T) {
 	dir, data := t.TempDir(), t.TempDir()
 	tok := newHSMToken(t, "chronolog-outage")
-	ca := newTestCA(t, dir, "outage-root")
+	ca := testpki.New(t, testpki.Subject("outage-root", "Chronolog e2e"))
 	tok.keyWithCertificate(t, ca, dir, data, "tsa", "ecdsa-p256")
-	srv := startServer(t, data, "--config", hsmServiceConfig(t, dir, tok, "tsa", ca.file), "--log", "off")
+	srv := startServer(t, data, "--config", hsmServiceConfig(t, dir, tok, "tsa", ca.CertFile(t)), "--log", "off")
 
 	ask := func(label string) *rfc3161.TimeStampResp {
 		t.Helper()

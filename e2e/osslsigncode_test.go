@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 // osslsigncode verify exits 0 even when the timestamp does not verify, so
@@ -29,17 +31,19 @@ func osslsigncodeTimestamp(t *testing.T, tsFlag string) {
 	oss := requireTool(t, "osslsigncode")
 	exe := tinyWindowsExe(t)
 	work := t.TempDir()
-	cs := newCodeSigningPKI(t, work)
+	codeCA := testpki.New(t, testpki.Subject("chronolog e2e code-signing CA"))
+	codeCAFile := codeCA.CertFile(t)
+	codeCert, codeKey := codeCA.CodeSigning(t, testpki.Subject("chronolog e2e code signer")).Files(t)
 	data := t.TempDir()
 	srv := startServer(t, data, "--log", "off")
 
 	signed := filepath.Join(work, "signed.exe")
-	out := run(t, oss, "sign", "-certs", cs.certPEM, "-key", cs.keyPEM, tsFlag, srv.url, "-in", exe, "-out", signed)
+	out := run(t, oss, "sign", "-certs", codeCert, "-key", codeKey, tsFlag, srv.url, "-in", exe, "-out", signed)
 	if !hasLine(out, "Succeeded") {
 		t.Fatalf("osslsigncode sign %s:\n%s", tsFlag, out)
 	}
 	verify := func(file, tsaCA string) (string, error) {
-		return execOutput(oss, "verify", "-in", file, "-CAfile", cs.caPEM, "-TSA-CAfile", tsaCA)
+		return execOutput(oss, "verify", "-in", file, "-CAfile", codeCAFile, "-TSA-CAfile", tsaCA)
 	}
 
 	t.Run("verifies", func(t *testing.T) {
@@ -52,7 +56,7 @@ func osslsigncodeTimestamp(t *testing.T, tsFlag string) {
 	// another one (here the code-signing CA), and for a file signed without
 	// a timestamp.
 	t.Run("foreign TSA CA fails", func(t *testing.T) {
-		out, err := verify(signed, cs.caPEM)
+		out, err := verify(signed, codeCAFile)
 		check := osslTimestampVerified(out, err)
 		if check == nil || hasLine(out, osslTimestampOK) {
 			t.Fatalf("the timestamp verified against a foreign TSA CA:\n%s", out)
@@ -64,7 +68,7 @@ func osslsigncodeTimestamp(t *testing.T, tsFlag string) {
 	})
 	t.Run("no timestamp fails", func(t *testing.T) {
 		plain := filepath.Join(work, "plain.exe")
-		run(t, oss, "sign", "-certs", cs.certPEM, "-key", cs.keyPEM, "-in", exe, "-out", plain)
+		run(t, oss, "sign", "-certs", codeCert, "-key", codeKey, "-in", exe, "-out", plain)
 		out, err := verify(plain, srv.caFile())
 		check := osslTimestampVerified(out, err)
 		if check == nil || !hasLine(out, osslNoTimestamp) {

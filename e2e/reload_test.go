@@ -13,6 +13,7 @@ import (
 	"github.com/chronolog/chronolog/adapters/devpki"
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 const reloadBase = `
@@ -188,12 +189,13 @@ services:
 // holding mistakes, all of which it lists.
 func TestStartupRefusesBadTSACertificates(t *testing.T) {
 	work := t.TempDir()
-	ca := newTestCA(t, work, "tsa-ca")
-	goodCert, goodKey := ca.issue(t, work, "good", tsaTemplate("good", true, oidTimeStamping), nil)
-	_, otherKey := ca.issue(t, work, "other", tsaTemplate("other", true, oidTimeStamping), nil)
-	notCritCert, notCritKey := ca.issue(t, work, "notcrit", tsaTemplate("not critical", false, oidTimeStamping), nil)
-	twoCert, twoKey := ca.issue(t, work, "two", tsaTemplate("two usages", true, oidTimeStamping, oidCodeSigning), nil)
-	noneCert, noneKey := ca.issue(t, work, "none", tsaTemplate("no eku", false), nil)
+	ca := testpki.New(t, testpki.Subject("tsa-ca", "Chronolog e2e"))
+	caFile := ca.CertFile(t)
+	goodCert, goodKey := ca.TSA(t).Files(t)
+	_, otherKey := ca.TSA(t).Files(t)
+	notCritCert, notCritKey := ca.TSA(t, testpki.EKU(false, testpki.OIDTimeStamping)).Files(t)
+	twoCert, twoKey := ca.TSA(t, testpki.EKU(true, testpki.OIDTimeStamping, testpki.OIDCodeSigning)).Files(t)
+	noneCert, noneKey := ca.TSA(t, testpki.NoEKU()).Files(t)
 	cases := []struct {
 		name, cert, key, says string
 	}{
@@ -205,7 +207,7 @@ func TestStartupRefusesBadTSACertificates(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
-				"--key", c.key, "--cert", c.cert, "--chain", ca.file)
+				"--key", c.key, "--cert", c.cert, "--chain", caFile)
 			if err == nil || !strings.Contains(out, c.says) {
 				t.Fatalf("tsad started or said the wrong thing (%v):\n%s", err, out)
 			}
@@ -213,26 +215,24 @@ func TestStartupRefusesBadTSACertificates(t *testing.T) {
 	}
 	t.Run("sanity: the good certificate starts", func(t *testing.T) {
 		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
-			"--key", goodKey, "--cert", goodCert, "--chain", ca.file)
+			"--key", goodKey, "--cert", goodCert, "--chain", caFile)
 		if !strings.Contains(out, "endpoint: ") {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	})
 	t.Run("chain of another CA", func(t *testing.T) {
-		other := newTestCA(t, t.TempDir(), "other-ca")
+		other := testpki.New(t, testpki.Subject("other-ca", "Chronolog e2e"))
 		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log", "off",
-			"--key", goodKey, "--cert", goodCert, "--chain", other.file)
+			"--key", goodKey, "--cert", goodCert, "--chain", other.CertFile(t))
 		if err == nil || !strings.Contains(out, "chain") {
 			t.Fatalf("tsad started with a chain that does not issue its certificate (%v):\n%s", err, out)
 		}
 	})
 	t.Run("certificate close to its end: warned and recorded", func(t *testing.T) {
-		tmpl := tsaTemplate("ends soon", true, oidTimeStamping)
-		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(5*24*time.Hour+time.Hour)
-		soonCert, soonKey := ca.issue(t, work, "soon", tmpl, nil)
+		soonCert, soonKey := ca.TSA(t, testpki.Valid(time.Now().Add(-time.Hour), time.Now().Add(5*24*time.Hour+time.Hour))).Files(t)
 		data := t.TempDir()
 		out, err := tsadOnce(t, "serve", "--addr", "127.0.0.1:0", "--data", data, "--log", "off",
-			"--key", soonKey, "--cert", soonCert, "--chain", ca.file)
+			"--key", soonKey, "--cert", soonCert, "--chain", caFile)
 		if !strings.Contains(out, "endpoint: ") || !strings.Contains(out, "TSA certificate expires soon") {
 			t.Fatalf("no start with a warning (%v):\n%s", err, out)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronolog/chronolog/domain/events"
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 // TestTLSClientCertificates: HTTPS with client certificates judged by the
@@ -17,13 +18,14 @@ import (
 // client without one in the handshake.
 func TestTLSClientCertificates(t *testing.T) {
 	data, work := t.TempDir(), t.TempDir()
-	serverCA := newTestCA(t, work, "server")
-	clientCA := newTestCA(t, work, "clients")
-	otherCA := newTestCA(t, work, "other")
-	srvCert, srvKey := serverCA.issue(t, work, "server", serverTemplate(), nil)
-	aliceCert, aliceKey := clientCA.issue(t, work, "alice", clientTemplate("alice", "Partner"), nil)
-	bobCert, bobKey := clientCA.issue(t, work, "bob", clientTemplate("bob", "Stranger"), nil)
-	malloryCert, malloryKey := otherCA.issue(t, work, "mallory", clientTemplate("alice", "Partner"), nil)
+	serverCA := testpki.New(t, testpki.Subject("server", "Chronolog e2e"))
+	clientCA := testpki.New(t, testpki.Subject("clients", "Chronolog e2e"))
+	otherCA := testpki.New(t, testpki.Subject("other", "Chronolog e2e"))
+	serverCAFile, clientCAFile := serverCA.CertFile(t), clientCA.CertFile(t)
+	srvCert, srvKey := serverCA.TLSServer(t).Files(t)
+	aliceCert, aliceKey := clientCA.TLSClient(t, testpki.Subject("alice", "Partner")).Files(t)
+	bobCert, bobKey := clientCA.TLSClient(t, testpki.Subject("bob", "Stranger")).Files(t)
+	malloryCert, malloryKey := otherCA.TLSClient(t, testpki.Subject("alice", "Partner")).Files(t)
 
 	cfg := fmt.Sprintf(`
 server:
@@ -37,7 +39,7 @@ services:
         - {type: tls-client-cert, caFile: %s}
         - type: authorize-by-name
           names: [{subject: 'CN=alice,O=Partner'}]
-`, srvCert, srvKey, policyQualified, clientCA.file)
+`, srvCert, srvKey, policyQualified, clientCAFile)
 	cfgFile := filepath.Join(work, "tsad.yaml")
 	os.WriteFile(cfgFile, []byte(cfg), 0o600)
 	srv := startServer(t, data, "--config", cfgFile, "--log", "off")
@@ -56,7 +58,7 @@ services:
 	}
 	for _, tc := range cases {
 		tc.c.path, tc.c.alg = "/tsa", rfc3161.SHA256
-		tc.c.send(t, tlsClient(t, serverCA.file, tc.cert, tc.key), srv.base)
+		tc.c.send(t, tlsClient(t, serverCAFile, tc.cert, tc.key), srv.base)
 	}
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
@@ -82,13 +84,13 @@ services:
 	// clientAuth require: the handshake refuses a client without a
 	// certificate; one with a good certificate gets its token.
 	data2 := t.TempDir()
-	cfg2 := strings.Replace(cfg, "clientAuth: request}", "clientAuth: require, clientCAs: "+clientCA.file+"}", 1)
+	cfg2 := strings.Replace(cfg, "clientAuth: request}", "clientAuth: require, clientCAs: "+clientCAFile+"}", 1)
 	os.WriteFile(cfgFile, []byte(cfg2), 0o600)
 	srv2 := startServer(t, data2, "--config", cfgFile, "--log", "off")
 	c := &tsReq{name: "require: alice", path: "/tsa", alg: rfc3161.SHA256, granted: true}
-	c.send(t, tlsClient(t, serverCA.file, aliceCert, aliceKey), srv2.base)
+	c.send(t, tlsClient(t, serverCAFile, aliceCert, aliceKey), srv2.base)
 	anon := &tsReq{name: "require: anonymous", path: "/tsa", alg: rfc3161.SHA256}
-	if _, err := tlsClient(t, serverCA.file, "", "").Post(srv2.base+"/tsa", "application/timestamp-query", strings.NewReader(string(anon.der(t)))); err == nil {
+	if _, err := tlsClient(t, serverCAFile, "", "").Post(srv2.base+"/tsa", "application/timestamp-query", strings.NewReader(string(anon.der(t)))); err == nil {
 		t.Error("a client without a certificate got through a listener that requires one")
 	} else if !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("refusal %v does not say the certificate was the problem", err)

@@ -3,12 +3,9 @@ package bundlewriter
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
@@ -27,6 +24,7 @@ import (
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/merkle"
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 	"github.com/chronolog/chronolog/schemas"
 )
 
@@ -43,33 +41,16 @@ type testTSA struct {
 
 func newTestTSA(t *testing.T) *testTSA {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tsaKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// Tokens are dated up to an hour back: the TSA certificate is valid
+	// from two days before.
 	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca := testpki.New(t)
+	tsa := ca.TSA(t, testpki.Valid(now.Add(-48*time.Hour), now.Add(time.Hour)))
+	s, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: tsa.Key, Certificate: tsa.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
-	tsaTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test TSA"},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}}}
-	tsaDER, err := x509.CreateCertificate(rand.Reader, tsaTmpl, ca, tsaKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(tsaDER)
-	s, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: tsaKey, Certificate: cert})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &testTSA{roots: roots, signer: s, serial: 0x100}
+	return &testTSA{roots: ca.Pool(), signer: s, serial: 0x100}
 }
 
 // token signs a token of serial over the request q at genTime.

@@ -3,11 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log/slog"
 	"math/big"
@@ -24,17 +20,14 @@ import (
 	"github.com/chronolog/chronolog/adapters/ids"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
-// testSigner is a token signer with a self-signed certificate.
+// testSigner is a token signer with a throwaway CA's TSA certificate.
 func testSigner(t *testing.T) *rfc3161.TokenSigner {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "httpapi test TSA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	cert, _ := x509.ParseCertificate(der)
-	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: key, Certificate: cert})
+	leaf := testpki.New(t).TSA(t, testpki.Subject("httpapi test TSA"))
+	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: leaf.Key, Certificate: leaf.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}

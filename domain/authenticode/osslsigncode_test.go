@@ -2,13 +2,8 @@ package authenticode
 
 import (
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
-	"encoding/pem"
 	"flag"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/osslsigncode-2.9.req from a live osslsigncode")
@@ -76,10 +73,11 @@ func TestOsslsigncodeEndToEnd(t *testing.T) {
 			defer srv.Close()
 
 			dir := t.TempDir()
-			codeCert, codeKey := codeSigningIdentity(t, p)
+			// The file signer's own certificate, RSA, from the same root.
+			codeCert, codeKey := p.ca.CodeSigning(t, rsa2048, testpki.Subject("test code signer")).Files(t)
 			in := writeFile(t, dir, "in.ps1", []byte("Write-Output 'chronolog'\r\n"))
 			out := filepath.Join(dir, "out.ps1")
-			run(t, bin, "sign", "-certs", writeFile(t, dir, "code.pem", certPEM(codeCert)), "-key", writeFile(t, dir, "code.key", codeKey),
+			run(t, bin, "sign", "-certs", codeCert, "-key", codeKey,
 				"-h", "sha256", "-t", srv.URL, "-in", in, "-out", out)
 			mu.Lock()
 			if len(problems) > 0 || len(bodies) != 1 {
@@ -110,29 +108,6 @@ func TestOsslsigncodeEndToEnd(t *testing.T) {
 			}
 		})
 	}
-}
-
-// codeSigningIdentity issues the file signer's RSA certificate from p's root.
-func codeSigningIdentity(t *testing.T, p testPKI) (*x509.Certificate, []byte) {
-	t.Helper()
-	key := newKey(t, rsa2048)
-	now := time.Now()
-	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 3}})
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "test code signer"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Value: eku}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, key.Public(), p.rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 }
 
 // run runs osslsigncode without proxies, which would not reach the test

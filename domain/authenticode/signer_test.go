@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/chronolog/chronolog/domain/rfc3161"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 func TestSignVerifyRoundTrip(t *testing.T) {
@@ -254,7 +255,7 @@ func TestNewSignerRefuses(t *testing.T) {
 	}{
 		{"no signer", rfc3161.SigningIdentity{Certificate: p.tsa}, "needs a signer"},
 		{"no certificate", rfc3161.SigningIdentity{Signer: p.key}, "needs a signer"},
-		{"another key's certificate", rfc3161.SigningIdentity{Signer: newKey(t, p256), Certificate: p.tsa}, "does not match"},
+		{"another key's certificate", rfc3161.SigningIdentity{Signer: testpki.NewKey(t, p256), Certificate: p.tsa}, "does not match"},
 		{"SHA-1", rfc3161.SigningIdentity{Signer: p.key, Certificate: p.tsa, Digest: rfc3161.SHA1}, "sha1 is not supported"},
 		{"SHA-3", rfc3161.SigningIdentity{Signer: p.key, Certificate: p.tsa, Digest: rfc3161.SHA3_256}, "sha3-256 is not supported"},
 		{"Ed25519 with SHA-256", rfc3161.SigningIdentity{Signer: edPKI.key, Certificate: edPKI.tsa, Digest: rfc3161.SHA256}, "needs SHA-512"},

@@ -65,7 +65,7 @@ func BenchmarkFilters(b *testing.B) {
 		{"cert-req", NewCertReqForced(), base},
 		{"request-size", NewRequestSize(4096), base},
 		{"client-ip", ip, base},
-		{"tls-client-cert", NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert}), withCert},
+		{"tls-client-cert", NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert}), withCert},
 		{"authorize-by-name", NewAuthorizeByName([]NameRule{
 			{Subject: regexp.MustCompile(`^CN=audit,`)},
 			{Subject: regexp.MustCompile(`,O=Example$`), SAN: regexp.MustCompile(`^billing\.clients\.example$`)},
@@ -94,7 +94,7 @@ func BenchmarkFilters(b *testing.B) {
 		b.ReportAllocs()
 		r := withCert
 		for b.Loop() {
-			f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
+			f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
 			if d := f.Decide(r); !d.Accepted {
 				b.Fatal(d.Reason)
 			}

@@ -17,7 +17,7 @@ func TestChainHandsIdentityToAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsAuth := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
+	tlsAuth := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
 	byName := NewAuthorizeByName([]NameRule{
 		{Subject: regexp.MustCompile(`^CN=billing,O=Example$`)},
 		{Subject: regexp.MustCompile(`^billing$`)},

@@ -14,9 +14,9 @@ func TestNew(t *testing.T) {
 	files := func(path string) ([]*x509.Certificate, error) {
 		switch path {
 		case "ca.pem":
-			return []*x509.Certificate{p.root.cert}, nil
+			return []*x509.Certificate{p.root.Cert}, nil
 		case "inter.pem":
-			return []*x509.Certificate{p.inter.cert}, nil
+			return []*x509.Certificate{p.inter.Cert}, nil
 		}
 		return nil, errors.New("no such file")
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestTLSClientCert(t *testing.T) {
 	p := newTestPKI(t)
-	configured := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
+	configured := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
 	presented := NewTLSClientCert(p.roots, nil)
 	tests := []struct {
 		name   string
@@ -21,18 +21,18 @@ func TestTLSClientCert(t *testing.T) {
 		want   verdict
 		leafOK bool
 	}{
-		{"intermediate configured", configured, []*x509.Certificate{p.client}, epoch, accepts(`"CN=billing,O=Example" verifies to root "CN=Test Root,O=Chronolog Test"`), true},
-		{"intermediate presented", presented, []*x509.Certificate{p.client, p.inter.cert}, epoch, accepts("verifies to root"), true},
+		{"intermediate configured", configured, []*x509.Certificate{p.client}, epoch, accepts(`"CN=billing,O=Example" verifies to root "CN=Test Root,O=Chronolog test"`), true},
+		{"intermediate presented", presented, []*x509.Certificate{p.client, p.inter.Cert}, epoch, accepts("verifies to root"), true},
 		{"issued by the root", presented, []*x509.Certificate{p.direct}, epoch, accepts(`"CN=direct,O=Example"`), true},
 		{"intermediate missing", presented, []*x509.Certificate{p.client}, epoch, denies(rfc3161.BadRequest, `"CN=billing,O=Example" does not verify: x509: certificate signed by unknown authority`), false},
 		{"expired", configured, []*x509.Certificate{p.expired}, epoch, denies(rfc3161.BadRequest, `"CN=stale,O=Example" does not verify: x509: certificate has expired`), false},
 		{"not yet valid", configured, []*x509.Certificate{p.client}, epoch.AddDate(0, 0, -2), denies(rfc3161.BadRequest, "certificate has expired or is not yet valid"), false},
 		{"other CA", configured, []*x509.Certificate{p.otherClient}, epoch, denies(rfc3161.BadRequest, `"CN=stranger,O=Example" does not verify: x509: certificate signed by unknown authority`), false},
-		{"other CA, its root presented", configured, []*x509.Certificate{p.otherClient, p.otherRoot.cert}, epoch, denies(rfc3161.BadRequest, "unknown authority"), false},
+		{"other CA, its root presented", configured, []*x509.Certificate{p.otherClient, p.otherRoot.Cert}, epoch, denies(rfc3161.BadRequest, "unknown authority"), false},
 		{"no clientAuth", configured, []*x509.Certificate{p.serverOnly}, epoch, denies(rfc3161.BadRequest, `"CN=webserver,O=Example" does not verify: x509: certificate specifies an incompatible key usage`), false},
 		{"no certificate", configured, nil, epoch, denies(rfc3161.BadRequest, "no TLS client certificate presented"), false},
 		{"no time", configured, []*x509.Certificate{p.client}, time.Time{}, denies(rfc3161.TimeNotAvailable, "no reception time"), false},
-		{"nil roots trust nothing", NewTLSClientCert(nil, []*x509.Certificate{p.inter.cert}), []*x509.Certificate{p.client}, epoch, denies(rfc3161.BadRequest, "unknown authority"), false},
+		{"nil roots trust nothing", NewTLSClientCert(nil, []*x509.Certificate{p.inter.Cert}), []*x509.Certificate{p.client}, epoch, denies(rfc3161.BadRequest, "unknown authority"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,7 +60,7 @@ func TestTLSClientCert(t *testing.T) {
 // the validity period.
 func TestTLSClientCertCacheKeepsValidity(t *testing.T) {
 	p := newTestPKI(t)
-	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
+	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
 	chain := []*x509.Certificate{p.client}
 	steps := []struct {
 		at   time.Time
@@ -80,7 +80,7 @@ func TestTLSClientCertCacheKeepsValidity(t *testing.T) {
 		t.Fatalf("%d chains remembered, want 1", len(f.verified))
 	}
 	// The same leaf with another chain is another key: its verdict is its own.
-	check(t, f.Decide(Request{PeerCertificates: []*x509.Certificate{p.client, p.otherRoot.cert}, At: epoch}), accepts("verifies"))
+	check(t, f.Decide(Request{PeerCertificates: []*x509.Certificate{p.client, p.otherRoot.Cert}, At: epoch}), accepts("verifies"))
 	if len(f.verified) != 2 {
 		t.Fatalf("%d chains remembered, want 2", len(f.verified))
 	}
@@ -88,9 +88,9 @@ func TestTLSClientCertCacheKeepsValidity(t *testing.T) {
 
 func TestTLSClientCertCacheIsBounded(t *testing.T) {
 	p := newTestPKI(t)
-	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
+	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
 	// Distinct presented chains stand in for distinct clients.
-	filler := []*x509.Certificate{p.otherRoot.cert, p.otherClient, p.expired, p.serverOnly, p.direct}
+	filler := []*x509.Certificate{p.otherRoot.Cert, p.otherClient, p.expired, p.serverOnly, p.direct}
 	n := 0
 	for i := range filler {
 		for j := range filler {
@@ -112,8 +112,8 @@ func TestTLSClientCertCacheIsBounded(t *testing.T) {
 
 func TestTLSClientCertConcurrent(t *testing.T) {
 	p := newTestPKI(t)
-	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.cert})
-	chains := [][]*x509.Certificate{{p.client}, {p.direct}, {p.expired}, {p.client, p.inter.cert}}
+	f := NewTLSClientCert(p.roots, []*x509.Certificate{p.inter.Cert})
+	chains := [][]*x509.Certificate{{p.client}, {p.direct}, {p.expired}, {p.client, p.inter.Cert}}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

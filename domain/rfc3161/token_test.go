@@ -3,12 +3,8 @@ package rfc3161
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
@@ -20,6 +16,8 @@ import (
 	"time"
 
 	"github.com/digitorus/timestamp"
+
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 var testPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 3161, 1}
@@ -29,38 +27,15 @@ type testPKI struct {
 	key       crypto.Signer
 }
 
-func newTestPKI(t *testing.T, rsaKey bool) testPKI {
-	t.Helper()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	now := time.Now()
-	rootTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour * 24),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := x509.ParseCertificate(rootDER)
-	var key crypto.Signer
+func newTestPKI(tb testing.TB, rsaKey bool) testPKI {
+	tb.Helper()
+	kind := testpki.ECDSAP256
 	if rsaKey {
-		key, _ = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		kind = testpki.RSA2048
 	}
-	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(0x1234567), Subject: pkix.Name{CommonName: "test TSA", Organization: []string{"Chronolog"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour * 24), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, key.Public(), rootKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return testPKI{root: root, tsa: cert, key: key}
+	ca := testpki.New(tb)
+	tsa := ca.TSA(tb, kind, testpki.Subject("test TSA", "Chronolog"))
+	return testPKI{root: ca.Cert, tsa: tsa.Cert, key: tsa.Key}
 }
 
 func issue(t *testing.T, p testPKI, q *TimeStampReq, genTime time.Time) []byte {
@@ -291,8 +266,7 @@ func TestRejectionResponseCarriesTheClientText(t *testing.T) {
 }
 
 func BenchmarkSign(b *testing.B) {
-	t := &testing.T{}
-	p := newTestPKI(t, false)
+	p := newTestPKI(b, false)
 	s, _ := NewTokenSigner(SigningIdentity{Signer: p.key, Certificate: p.tsa})
 	q, _ := NewTimeStampReq(SHA256, make([]byte, 32), big.NewInt(1), nil, true)
 	info := &TSTInfo{Policy: testPolicy, MessageImprint: q.MessageImprint.Raw, SerialNumber: big.NewInt(5), GenTime: time.Now()}

@@ -2,10 +2,7 @@ package tsa_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"crypto"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -20,6 +17,7 @@ import (
 	"github.com/chronolog/chronolog/domain/eventstore"
 	"github.com/chronolog/chronolog/domain/rfc3161"
 	"github.com/chronolog/chronolog/domain/tsa"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 // The fakes below stand in for ports inside this domain test only.
@@ -86,7 +84,11 @@ func (l *nopLog) Error(msg string, args ...any) { l.msgs = append(l.msgs, msg) }
 
 // lastKey is the key of the service newServiceWith made last, for tests
 // that build a second signer over it.
-var lastKey *ecdsa.PrivateKey
+var lastKey crypto.Signer
+
+// clockTime is the time of the fixed clock; the TSA certificate is valid
+// around it.
+var clockTime = time.Date(2026, 11, 22, 16, 7, 45, 123456789, time.UTC)
 
 var testPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 3161, 1}
 
@@ -98,22 +100,9 @@ func newService(t *testing.T, rec tsa.Recorder) *tsa.Service {
 // newServiceWith lets a test adjust the configuration and ports.
 func newServiceWith(t testing.TB, rec tsa.Recorder, adjust func(*tsa.Config, *tsa.Ports)) *tsa.Service {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), mrand.New(mrand.NewSource(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tsaCert := testpki.New(t, testpki.At(clockTime)).TSA(t)
+	key, cert := tsaCert.Key, tsaCert.Cert
 	lastKey = key
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7),
-		Subject:      pkix.Name{CommonName: "test TSA"},
-		NotBefore:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:     time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC),
-	}
-	der, err := x509.CreateCertificate(mrand.New(mrand.NewSource(2)), tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	signer, err := rfc3161.NewTokenSigner(rfc3161.SigningIdentity{Signer: key, Certificate: cert})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +114,7 @@ func newServiceWith(t testing.TB, rec tsa.Recorder, adjust func(*tsa.Config, *ts
 		Accuracy: &rfc3161.Accuracy{Seconds: 1},
 	}
 	ports := tsa.Ports{
-		Clock:    fixedClock{time.Date(2026, 11, 22, 16, 7, 45, 123456789, time.UTC)},
+		Clock:    fixedClock{clockTime},
 		Serials:  c,
 		IDs:      c,
 		Rand:     mrand.New(mrand.NewSource(3)),

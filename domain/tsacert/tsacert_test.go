@@ -2,25 +2,16 @@ package tsacert
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
-var (
-	now               = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
-	oidKPTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
-	oidKPServerAuth   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
-)
+var now = time.Date(2026, 11, 22, 16, 0, 0, 0, time.UTC)
 
 // keySet is one key per role; generated once per algorithm because RSA
 // keys are slow to make and the certificates, not the keys, vary.
@@ -38,84 +29,39 @@ func keysOf(t *testing.T, kind string) keySet {
 	if ks, ok := keys[kind]; ok {
 		return ks
 	}
-	gen := func() crypto.Signer {
-		var k crypto.Signer
-		var err error
-		switch kind {
-		case "ecdsa":
-			k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		case "rsa":
-			k, err = rsa.GenerateKey(rand.Reader, 2048)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	typ := map[string]testpki.KeyType{"ecdsa": testpki.ECDSAP256, "rsa": testpki.RSA2048}[kind]
+	gen := func() crypto.Signer { return testpki.NewKey(t, typ) }
 	ks := keySet{gen(), gen(), gen(), gen()}
 	keys[kind] = ks
 	return ks
 }
 
-func ekuExtension(t *testing.T, critical bool, oids ...asn1.ObjectIdentifier) pkix.Extension {
-	t.Helper()
-	v, err := asn1.Marshal(oids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pkix.Extension{Id: oidExtKeyUsage, Critical: critical, Value: v}
-}
-
-func caTemplate(cn string, serial int64) *x509.Certificate {
-	return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn, Organization: []string{"Chronolog test"}},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(5, 0, 0), BasicConstraintsValid: true, IsCA: true,
-		MaxPathLen: -1, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-}
-
 // pki is a root, an intermediate and a TSA certificate, each issued by the
 // one above, and the TSA key.
 type pki struct {
+	rootCA            *testpki.CA
 	root, inter, leaf *x509.Certificate
 	leafKey, other    crypto.Signer
 }
 
 func (p pki) chain() []*x509.Certificate { return []*x509.Certificate{p.inter, p.root} }
 
-// templates are what a test case may change before the certificates are
-// issued.
-type templates struct{ root, inter, leaf *x509.Certificate }
+// edits are what a test case changes in each certificate.
+type edits struct{ root, inter, leaf []testpki.Option }
 
-func build(t *testing.T, kind string, change func(*templates)) pki {
+func build(t *testing.T, kind string, e edits) pki {
 	t.Helper()
 	ks := keysOf(t, kind)
-	tm := templates{
-		root:  caTemplate("Test Root", 1),
-		inter: caTemplate("Test Intermediate", 2),
-		leaf: &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "Test TSA", Organization: []string{"Chronolog test"}},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtraExtensions: []pkix.Extension{ekuExtension(t, true, oidKPTimeStamping)}},
-	}
-	if change != nil {
-		change(&tm)
-	}
-	issue := func(tmpl, parent *x509.Certificate, pub crypto.PublicKey, by crypto.Signer) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, by)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	var p pki
-	p.root = issue(tm.root, tm.root, ks.root.Public(), ks.root)
-	p.inter = issue(tm.inter, p.root, ks.inter.Public(), ks.root)
-	p.leaf = issue(tm.leaf, p.inter, ks.leaf.Public(), ks.inter)
-	p.leafKey, p.other = ks.leaf, ks.other
-	return p
+	root := testpki.New(t, append([]testpki.Option{testpki.At(now), testpki.Key(ks.root)}, e.root...)...)
+	inter := root.Intermediate(t, append([]testpki.Option{testpki.Key(ks.inter)}, e.inter...)...)
+	leaf := inter.TSA(t, append([]testpki.Option{testpki.Key(ks.leaf)}, e.leaf...)...)
+	return pki{rootCA: root, root: root.Cert, inter: inter.Cert, leaf: leaf.Cert, leafKey: ks.leaf, other: ks.other}
 }
+
+// edit is an edit of the template by hand; opts are the helper's own.
+func edit(f func(*x509.Certificate)) []testpki.Option { return opts(testpki.Template(f)) }
+
+func opts(o ...testpki.Option) []testpki.Option { return o }
 
 // withBrokenSignature returns c with the last octet of its signature
 // flipped: the DER still parses, the signature no longer verifies.
@@ -132,9 +78,9 @@ func withBrokenSignature(t *testing.T, c *x509.Certificate) *x509.Certificate {
 
 func TestCheck(t *testing.T) {
 	tests := []struct {
-		name   string
-		kind   string
-		change func(*templates)
+		name string
+		kind string
+		edit edits
 		// cert, pub and chain default to the leaf, its key and
 		// [intermediate, root].
 		cert  func(pki) *x509.Certificate
@@ -149,27 +95,21 @@ func TestCheck(t *testing.T) {
 		{name: "good without a chain", kind: "ecdsa", chain: func(pki) []*x509.Certificate { return nil }},
 		{name: "good with the intermediate alone", kind: "ecdsa", chain: func(p pki) []*x509.Certificate { return p.chain()[:1] }},
 		{name: "keyUsage contentCommitment alone", kind: "ecdsa",
-			change: func(tm *templates) { tm.leaf.KeyUsage = x509.KeyUsageContentCommitment }},
-		{name: "missing EKU", kind: "ecdsa", change: func(tm *templates) { tm.leaf.ExtraExtensions = nil },
+			edit: edits{leaf: edit(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageContentCommitment })}},
+		{name: "missing EKU", kind: "ecdsa", edit: edits{leaf: opts(testpki.NoEKU())},
 			want: []string{"the certificate has no extendedKeyUsage: a TSA certificate needs timeStamping, critical"}},
 		{name: "non-critical EKU", kind: "ecdsa",
-			change: func(tm *templates) {
-				tm.leaf.ExtraExtensions = []pkix.Extension{ekuExtension(t, false, oidKPTimeStamping)}
-			},
+			edit: edits{leaf: opts(testpki.EKU(false, testpki.OIDTimeStamping))},
 			want: []string{"the certificate's extendedKeyUsage is not critical (RFC 3161 §2.3)"}},
 		{name: "extra EKU", kind: "ecdsa",
-			change: func(tm *templates) {
-				tm.leaf.ExtraExtensions = []pkix.Extension{ekuExtension(t, true, oidKPTimeStamping, oidKPServerAuth)}
-			},
+			edit: edits{leaf: opts(testpki.EKU(true, testpki.OIDTimeStamping, testpki.OIDServerAuth))},
 			want: []string{"timeStamping must be the certificate's only extendedKeyUsage (RFC 3161 §2.3)"}},
 		{name: "EKU neither critical nor sole", kind: "ecdsa",
-			change: func(tm *templates) {
-				tm.leaf.ExtraExtensions = []pkix.Extension{ekuExtension(t, false, oidKPServerAuth)}
-			},
+			edit: edits{leaf: opts(testpki.EKU(false, testpki.OIDServerAuth))},
 			want: []string{"not critical", "only extendedKeyUsage"}},
 		{name: "keyUsage without signatures", kind: "ecdsa",
-			change: func(tm *templates) { tm.leaf.KeyUsage = x509.KeyUsageKeyAgreement },
-			want:   []string{"keyUsage allows neither digitalSignature nor contentCommitment"}},
+			edit: edits{leaf: edit(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageKeyAgreement })},
+			want: []string{"keyUsage allows neither digitalSignature nor contentCommitment"}},
 		{name: "key mismatch", kind: "ecdsa", pub: func(p pki) crypto.PublicKey { return p.other.Public() },
 			want: []string{"the certificate's public key does not match the TSA private key"}},
 		{name: "RSA key for an ECDSA certificate", kind: "ecdsa", pub: func(p pki) crypto.PublicKey { return keysOf(t, "rsa").leaf.Public() },
@@ -177,12 +117,10 @@ func TestCheck(t *testing.T) {
 		{name: "no public key", kind: "ecdsa", pub: func(pki) crypto.PublicKey { return nil },
 			want: []string{"TSA public key: "}},
 		{name: "not yet valid", kind: "ecdsa",
-			change: func(tm *templates) { tm.leaf.NotBefore = now.Add(time.Minute) },
-			want:   []string{"the certificate is valid from 2026-11-22 16:01:00 +0000 UTC to 2027-11-22 16:00:00 +0000 UTC, not now (2026-11-22 16:00:00 +0000 UTC)"}},
+			edit: edits{leaf: opts(testpki.Valid(now.Add(time.Minute), now.AddDate(1, 0, 0)))},
+			want: []string{"the certificate is valid from 2026-11-22 16:01:00 +0000 UTC to 2027-11-22 16:00:00 +0000 UTC, not now (2026-11-22 16:00:00 +0000 UTC)"}},
 		{name: "expired", kind: "rsa",
-			change: func(tm *templates) {
-				tm.leaf.NotBefore, tm.leaf.NotAfter = now.AddDate(-1, 0, 0), now.Add(-time.Second)
-			},
+			edit: edits{leaf: opts(testpki.Valid(now.AddDate(-1, 0, 0), now.Add(-time.Second)))},
 			want: []string{"the certificate is valid from 2025-11-22 16:00:00 +0000 UTC to 2026-11-22 15:59:59 +0000 UTC, not now"}},
 		{name: "chain in wrong order", kind: "ecdsa",
 			chain: func(p pki) []*x509.Certificate { return []*x509.Certificate{p.root, p.inter} },
@@ -195,49 +133,43 @@ func TestCheck(t *testing.T) {
 			want:  []string{"chain[0] is the TSA certificate itself: the chain starts with its issuer"}},
 		{name: "chain from another CA", kind: "ecdsa",
 			chain: func(p pki) []*x509.Certificate {
-				q := build(t, "ecdsa", func(tm *templates) { tm.inter.Subject.CommonName = "Other Intermediate" })
+				q := build(t, "ecdsa", edits{inter: opts(testpki.Subject("Other Intermediate", "Chronolog test"))})
 				return q.chain()
 			},
 			want: []string{"chain[0] (CN=Other Intermediate,O=Chronolog test) did not issue the TSA certificate"}},
 		{name: "issuer of the same name but another key", kind: "ecdsa",
 			chain: func(p pki) []*x509.Certificate {
-				ks := keysOf(t, "ecdsa")
-				tmpl := caTemplate("Test Intermediate", 9)
-				der, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, ks.other.Public(), ks.root)
-				if err != nil {
-					t.Fatal(err)
-				}
-				impostor, _ := x509.ParseCertificate(der)
-				return []*x509.Certificate{impostor, p.root}
+				impostor := p.rootCA.Intermediate(t, testpki.Key(p.other))
+				return []*x509.Certificate{impostor.Cert, p.root}
 			},
 			want: []string{"the signature of the TSA certificate does not verify with the key of chain[0] (CN=Test Intermediate,O=Chronolog test)"}},
 		{name: "issuer not a CA", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.IsCA, tm.inter.MaxPathLen = false, 0 },
-			want:   []string{"chain[0] (CN=Test Intermediate,O=Chronolog test) is not a CA (basicConstraints cA is not set)"}},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.IsCA, c.MaxPathLen = false, 0 })},
+			want: []string{"chain[0] (CN=Test Intermediate,O=Chronolog test) is not a CA (basicConstraints cA is not set)"}},
 		{name: "issuer without basicConstraints", kind: "ecdsa",
-			change: func(tm *templates) {
-				tm.inter.BasicConstraintsValid, tm.inter.IsCA, tm.inter.MaxPathLen = false, false, 0
-			},
+			edit: edits{inter: edit(func(c *x509.Certificate) {
+				c.BasicConstraintsValid, c.IsCA, c.MaxPathLen = false, false, 0
+			})},
 			want: []string{"chain[0] (CN=Test Intermediate,O=Chronolog test) is not a CA"}},
 		{name: "issuer keyUsage without keyCertSign", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.KeyUsage = x509.KeyUsageDigitalSignature },
-			want:   []string{"chain[0] (CN=Test Intermediate,O=Chronolog test)'s keyUsage does not allow keyCertSign"}},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature })},
+			want: []string{"chain[0] (CN=Test Intermediate,O=Chronolog test)'s keyUsage does not allow keyCertSign"}},
 		{name: "root path length too short", kind: "ecdsa",
-			change: func(tm *templates) { tm.root.MaxPathLen, tm.root.MaxPathLenZero = 0, true },
-			want:   []string{"chain[1] (CN=Test Root,O=Chronolog test) allows 0 CAs below it (pathLenConstraint), the chain has 1"}},
+			edit: edits{root: edit(func(c *x509.Certificate) { c.MaxPathLen, c.MaxPathLenZero = 0, true })},
+			want: []string{"chain[1] (CN=Test Root,O=Chronolog test) allows 0 CAs below it (pathLenConstraint), the chain has 1"}},
 		{name: "intermediate path length zero", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.MaxPathLen, tm.inter.MaxPathLenZero = 0, true }},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.MaxPathLen, c.MaxPathLenZero = 0, true })}},
 		{name: "intermediate restricted to serverAuth", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} },
-			want:   []string{"chain[0] (CN=Test Intermediate,O=Chronolog test)'s extendedKeyUsage does not include timeStamping"}},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} })},
+			want: []string{"chain[0] (CN=Test Intermediate,O=Chronolog test)'s extendedKeyUsage does not include timeStamping"}},
 		{name: "intermediate restricted to timeStamping", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping} }},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping} })}},
 		{name: "intermediate expired", kind: "ecdsa",
-			change: func(tm *templates) { tm.inter.NotAfter = now.Add(-24 * time.Hour) },
-			want:   []string{"chain[0] (CN=Test Intermediate,O=Chronolog test) expired on 2026-11-21 16:00:00 +0000 UTC (now 2026-11-22 16:00:00 +0000 UTC)"}},
+			edit: edits{inter: edit(func(c *x509.Certificate) { c.NotAfter = now.Add(-24 * time.Hour) })},
+			want: []string{"chain[0] (CN=Test Intermediate,O=Chronolog test) expired on 2026-11-21 16:00:00 +0000 UTC (now 2026-11-22 16:00:00 +0000 UTC)"}},
 		{name: "root not yet valid", kind: "rsa",
-			change: func(tm *templates) { tm.root.NotBefore = now.Add(time.Hour) },
-			want:   []string{"chain[1] (CN=Test Root,O=Chronolog test) is not valid before 2026-11-22 17:00:00 +0000 UTC"}},
+			edit: edits{root: edit(func(c *x509.Certificate) { c.NotBefore = now.Add(time.Hour) })},
+			want: []string{"chain[1] (CN=Test Root,O=Chronolog test) is not valid before 2026-11-22 17:00:00 +0000 UTC"}},
 		{name: "broken self-signature on the ECDSA root", kind: "ecdsa",
 			chain: func(p pki) []*x509.Certificate { return []*x509.Certificate{p.inter, withBrokenSignature(t, p.root)} },
 			want:  []string{"the self-signature of chain[1] (CN=Test Root,O=Chronolog test) does not verify"}},
@@ -248,11 +180,12 @@ func TestCheck(t *testing.T) {
 			chain: func(p pki) []*x509.Certificate { return []*x509.Certificate{withBrokenSignature(t, p.inter), p.root} },
 			want:  []string{"the signature of chain[0] (CN=Test Intermediate,O=Chronolog test) does not verify with the key of chain[1] (CN=Test Root,O=Chronolog test)"}},
 		{name: "every problem listed", kind: "ecdsa",
-			change: func(tm *templates) {
-				tm.leaf.ExtraExtensions = []pkix.Extension{ekuExtension(t, false, oidKPTimeStamping)}
-				tm.leaf.NotAfter = now.Add(-time.Hour)
-				tm.inter.IsCA, tm.inter.MaxPathLen = false, 0
-				tm.inter.NotAfter = now.Add(-time.Hour)
+			edit: edits{
+				leaf: opts(testpki.EKU(false, testpki.OIDTimeStamping), testpki.Valid(now.Add(-time.Hour), now.Add(-time.Hour))),
+				inter: edit(func(c *x509.Certificate) {
+					c.IsCA, c.MaxPathLen = false, 0
+					c.NotAfter = now.Add(-time.Hour)
+				}),
 			},
 			pub: func(p pki) crypto.PublicKey { return p.other.Public() },
 			want: []string{
@@ -265,7 +198,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := build(t, tt.kind, tt.change)
+			p := build(t, tt.kind, tt.edit)
 			cert, pub, chain := p.leaf, p.leafKey.Public(), p.chain()
 			if tt.cert != nil {
 				cert = tt.cert(p)
@@ -309,24 +242,15 @@ func TestCheckWithoutCertificate(t *testing.T) {
 // not refused for its algorithm.
 func TestSHA1RootIsAccepted(t *testing.T) {
 	ks := keysOf(t, "rsa")
-	tmpl := caTemplate("Old Root", 1)
-	tmpl.SignatureAlgorithm = x509.SHA1WithRSA
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ks.root.Public(), ks.root)
-	if err != nil {
-		// Not a skip: a silently skipped test would stop guarding the
-		// SHA-1 path; a Go that no longer makes such roots needs the
-		// fixture built another way.
-		t.Fatalf("make the SHA-1 root fixture: %v", err)
+	// Not a skip if Go no longer makes such roots: a silently skipped test
+	// would stop guarding the SHA-1 path (testpki fails the test).
+	old := testpki.New(t, testpki.At(now), testpki.Key(ks.root), testpki.Subject("Old Root", "Chronolog test"),
+		testpki.Template(func(c *x509.Certificate) { c.SignatureAlgorithm = x509.SHA1WithRSA }))
+	root := old.Cert
+	if root.SignatureAlgorithm != x509.SHA1WithRSA {
+		t.Fatalf("the fixture's root is signed with %s, not SHA-1", root.SignatureAlgorithm)
 	}
-	root, _ := x509.ParseCertificate(der)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "TSA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		ExtraExtensions: []pkix.Extension{ekuExtension(t, true, oidKPTimeStamping)}}
-	der, err = x509.CreateCertificate(rand.Reader, leafTmpl, root, ks.leaf.Public(), ks.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
+	leaf := old.TSA(t, testpki.Key(ks.leaf), testpki.Subject("TSA"), testpki.Valid(now.Add(-time.Hour), now.Add(time.Hour))).Cert
 	if err := Check(leaf, ks.leaf.Public(), []*x509.Certificate{root}, now); err != nil {
 		t.Fatalf("SHA-1 root refused: %v", err)
 	}

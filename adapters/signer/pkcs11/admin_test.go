@@ -9,14 +9,14 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	p11 "github.com/miekg/pkcs11"
+
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 var allTypes = []struct {
@@ -234,23 +234,9 @@ func TestImportCertificate(t *testing.T) {
 	}
 }
 
-func selfSigned(t *testing.T, signer crypto.Signer, cn string, notBefore time.Time) *x509.Certificate {
+// selfSigned is a certificate key signs itself (a root's), valid from
+// notBefore for a year.
+func selfSigned(t *testing.T, key crypto.Signer, cn string, notBefore time.Time) *x509.Certificate {
 	t.Helper()
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: notBefore, NotAfter: notBefore.Add(365 * 24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, signer.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return testpki.New(t, testpki.Key(key), testpki.Subject(cn), testpki.Valid(notBefore, notBefore.AddDate(1, 0, 0))).Cert
 }

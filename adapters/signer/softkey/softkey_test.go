@@ -3,14 +3,9 @@ package softkey
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,36 +14,20 @@ import (
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/devpki"
+	"github.com/chronolog/chronolog/internal/testpki"
 )
 
 var now = time.Now()
 
-var (
-	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidKPTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
-)
-
-func cert(t *testing.T, key crypto.Signer, ekus []asn1.ObjectIdentifier, critical bool, notAfter time.Time) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "tsa"},
-		NotBefore: now.Add(-time.Hour), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
-	if ekus != nil {
-		v, _ := asn1.Marshal(ekus)
-		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidExtKeyUsage, Critical: critical, Value: v}}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
-}
-
 func TestCheckTSACertificate(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ts := []asn1.ObjectIdentifier{oidKPTimeStamping}
-	serverAuth := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+	ca := testpki.New(t, testpki.At(now))
+	key, other := testpki.NewKey(t, testpki.ECDSAP256), testpki.NewKey(t, testpki.ECDSAP256)
+	// cert is a certificate for key with the extendedKeyUsage eku, valid
+	// from an hour ago to notAfter.
+	cert := func(eku testpki.Option, notAfter time.Time) *x509.Certificate {
+		return ca.TSA(t, testpki.Key(key), eku, testpki.Valid(now.Add(-time.Hour), notAfter)).Cert
+	}
+	ts := testpki.EKU(true, testpki.OIDTimeStamping)
 	later := now.Add(24 * time.Hour)
 	tests := []struct {
 		name string
@@ -56,12 +35,12 @@ func TestCheckTSACertificate(t *testing.T) {
 		pub  crypto.PublicKey
 		want string
 	}{
-		{"good", cert(t, key, ts, true, later), key.Public(), ""},
-		{"non-critical EKU", cert(t, key, ts, false, later), key.Public(), "not critical"},
-		{"extra EKU", cert(t, key, []asn1.ObjectIdentifier{oidKPTimeStamping, serverAuth}, true, later), key.Public(), "only"},
-		{"missing EKU", cert(t, key, nil, true, later), key.Public(), "no extendedKeyUsage"},
-		{"mismatched key", cert(t, key, ts, true, later), other.Public(), "does not match"},
-		{"expired", cert(t, key, ts, true, now.Add(-time.Minute)), key.Public(), "valid from"},
+		{"good", cert(ts, later), key.Public(), ""},
+		{"non-critical EKU", cert(testpki.EKU(false, testpki.OIDTimeStamping), later), key.Public(), "not critical"},
+		{"extra EKU", cert(testpki.EKU(true, testpki.OIDTimeStamping, testpki.OIDServerAuth), later), key.Public(), "only"},
+		{"missing EKU", cert(testpki.NoEKU(), later), key.Public(), "no extendedKeyUsage"},
+		{"mismatched key", cert(ts, later), other.Public(), "does not match"},
+		{"expired", cert(ts, now.Add(-time.Minute)), key.Public(), "valid from"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,23 +102,17 @@ func TestLoadRefusesAForeignChainAndAnIncompleteSet(t *testing.T) {
 }
 
 func TestKeyUsageWithoutSignatureIsRefused(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	v, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidKPTimeStamping})
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "tsa"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageKeyAgreement,
-		ExtraExtensions: []pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: v}}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
+	ca := testpki.New(t, testpki.At(now))
+	withKeyUsage := func(u x509.KeyUsage) *testpki.Leaf {
+		return ca.TSA(t, testpki.Valid(now.Add(-time.Hour), now.Add(time.Hour)),
+			testpki.Template(func(c *x509.Certificate) { c.KeyUsage = u }))
 	}
-	c, _ := x509.ParseCertificate(der)
-	if err := CheckTSACertificate(c, key.Public(), now); err == nil || !strings.Contains(err.Error(), "keyUsage") {
+	l := withKeyUsage(x509.KeyUsageKeyAgreement)
+	if err := CheckTSACertificate(l.Cert, l.Key.Public(), now); err == nil || !strings.Contains(err.Error(), "keyUsage") {
 		t.Fatalf("err = %v, want a keyUsage refusal", err)
 	}
-	tmpl.KeyUsage = x509.KeyUsageContentCommitment
-	der, _ = x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	c, _ = x509.ParseCertificate(der)
-	if err := CheckTSACertificate(c, key.Public(), now); err != nil {
+	l = withKeyUsage(x509.KeyUsageContentCommitment)
+	if err := CheckTSACertificate(l.Cert, l.Key.Public(), now); err != nil {
 		t.Fatalf("contentCommitment alone refused: %v", err)
 	}
 }
