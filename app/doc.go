@@ -2,7 +2,7 @@
 // one immutable generation of timestamp services (their keys activated,
 // their filters and policy maps built, the clock gate they share) behind
 // one pointer that a reload swaps whole, the reload itself (recorded;
-// a refused one keeps the running generation), and the transparency log
-// with its writer. cmd/tsad keeps the flags, the wiring of listeners and
+// a refused one keeps the running generation), the transparency log
+// with its writer, and the read side. cmd/tsad keeps the flags, the wiring of listeners and
 // the start-up report.
 package app

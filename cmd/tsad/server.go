@@ -17,7 +17,9 @@ import (
 	"github.com/chronolog/chronolog/adapters/config"
 	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
+	"github.com/chronolog/chronolog/adapters/queryapi"
 	"github.com/chronolog/chronolog/app"
+	"github.com/chronolog/chronolog/cmd/internal/readmodels"
 	"github.com/chronolog/chronolog/domain/clock"
 )
 
@@ -114,12 +116,12 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if tlog != nil {
 		defer tlog.Stop()
 	}
-	proj, err := startProjections(ctx, store, f.data, liveProjections(), log)
+	proj, err := app.StartProjections(ctx, store, f.data, readmodels.All(), log)
 	if err != nil {
 		return fmt.Errorf("projections: %w", err)
 	}
 	// The runner stops before the store closes: it reads it.
-	defer proj.stop()
+	defer proj.Stop()
 	// Both transports count their answers in one tally for /metrics.
 	tally := &httpapi.Tally{}
 	hcfg := httpapi.Config{
@@ -276,4 +278,20 @@ func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
 		return nil, fmt.Errorf("configuration %s: %w", f.config, err)
 	}
 	return cfg, nil
+}
+
+// queryAPI is the read side's HTTP API over the live read stores, for the
+// bearer tokens the configuration admits (none: every call is 401).
+func queryAPI(c *config.API, proj *app.Projections, events queryapi.StreamReader) (http.Handler, error) {
+	var tokens []queryapi.Token
+	if c != nil {
+		for _, t := range c.Tokens {
+			tokens = append(tokens, queryapi.Token{Name: t.Name, SHA256: t.SHA256, Roles: t.Roles})
+		}
+	}
+	src := queryapi.Sources{
+		Archive: proj.DB("archive"), Billing: proj.DB("billing"), Clock: proj.DB("clock"), Renewal: proj.DB("renewal-due"),
+		Events: events, Status: proj.Status,
+	}
+	return queryapi.New(tokens, queryapi.Routes(src))
 }
