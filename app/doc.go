@@ -3,6 +3,8 @@
 // their filters and policy maps built, the clock gate they share) behind
 // one pointer that a reload swaps whole, the reload itself (recorded;
 // a refused one keeps the running generation), the transparency log
-// with its writer, and the read side. cmd/tsad keeps the flags, the wiring of listeners and
-// the start-up report.
+// with its writer, the clock monitor and the read side; Start runs them
+// in order over the event store and Close stops them in reverse.
+// cmd/tsad keeps the flags, the wiring of listeners, the signals and the
+// start-up report.
 package app
