@@ -2,7 +2,9 @@
 // one immutable generation of timestamp services (their keys activated,
 // their filters and policy maps built, the clock gate they share) behind
 // one pointer that a reload swaps whole, the reload itself (recorded;
-// a refused one keeps the running generation), and the transparency log
-// with its writer. cmd/tsad keeps the flags, the wiring of listeners and
-// the start-up report.
+// a refused one keeps the running generation), the transparency log
+// with its writer, the clock monitor and the read side; Start runs them
+// in order over the event store and Close stops them in reverse.
+// cmd/tsad keeps the flags, the wiring of listeners, the signals and the
+// start-up report.
 package app

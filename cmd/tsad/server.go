@@ -9,16 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/chronolog/chronolog/adapters/config"
-	"github.com/chronolog/chronolog/adapters/eventstore/sqlite"
 	"github.com/chronolog/chronolog/adapters/httpapi"
+	"github.com/chronolog/chronolog/adapters/queryapi"
 	"github.com/chronolog/chronolog/app"
-	"github.com/chronolog/chronolog/domain/clock"
+	"github.com/chronolog/chronolog/cmd/internal/readmodels"
 )
 
 // keyFiles name the TSA key material of a server configured by flags, or
@@ -54,91 +53,33 @@ func serve(f *serverFlags, kf keyFiles) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	store, err := sqlite.New(ctx, sqlite.Config{Path: filepath.Join(f.data, "events.db")})
+	tsa, err := app.Start(ctx, cfg, app.StartOptions{Data: f.data, Node: f.node, Crypto: f.crypto, Dev: kf.dev,
+		TransparencyLog: f.log.config(), Projections: readmodels.All(), Log: log})
 	if err != nil {
-		return fmt.Errorf("open event store: %w", err)
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close event store", "err", err)
-		}
-	}()
-
-	w := app.Wiring{Node: f.node, Crypto: f.crypto, Recorder: store, Log: log, Now: time.Now(), WarnDays: cfg.Server.CertificateWarningDays}
-	if w.Retired, err = app.RetiredKeys(ctx, store); err != nil {
 		return err
 	}
-	var live *app.Live
-	var mon *clock.Monitor
-	if !cfg.Server.Clock.Unverified {
-		var ticker *time.Ticker
-		accuracies := func() map[string]time.Duration { return live.Accuracies() }
-		if mon, ticker, err = newClockMonitor(cfg.Server.Clock, store, f.node, accuracies, log); err != nil {
-			return err
-		}
-		defer ticker.Stop()
-		w.Gate = mon.Gate()
-	}
-	gen, err := app.Build(cfg, w)
-	if err != nil {
-		return fmt.Errorf("configuration %s: %w", app.SourceOf(cfg), err)
-	}
-	live = app.NewLive(gen)
-	defer live.Close()
-	clockLine := "clock: UNVERIFIED — not sampled, tokens declare no accuracy (set server.clock.sources, or --clock)"
-	if mon != nil {
-		// The first round is taken before the first request: the gate is
-		// closed until a sample is on the record.
-		a, err := mon.Round(ctx)
-		if err != nil {
-			return err
-		}
-		clockLine = mon.Describe(a)
-		mctx, stopClock := context.WithCancel(ctx)
-		sampling := make(chan struct{})
-		go func() { defer close(sampling); mon.Run(mctx) }()
-		// Stops before the store closes: the monitor records events.
-		defer func() { stopClock(); <-sampling }()
-	}
-	// Every start activates the keys anew: the record says which key
-	// signed from when on, before the first request is taken.
-	if err := gen.RecordStart(ctx, store, f.node); err != nil {
-		return err
-	}
-
-	tlog, err := app.StartLog(ctx, f.log.config(), f.data, f.node, kf.dev, store, log)
-	if err != nil {
-		return fmt.Errorf("transparency log: %w", err)
-	}
-	// The writer stops before the store closes: it records events.
-	if tlog != nil {
-		defer tlog.Stop()
-	}
-	proj, err := startProjections(ctx, store, f.data, liveProjections(), log)
-	if err != nil {
-		return fmt.Errorf("projections: %w", err)
-	}
-	// The runner stops before the store closes: it reads it.
-	defer proj.stop()
+	// The application stops after the transports.
+	defer tsa.Close()
+	store, tlog := tsa.Store, tsa.TransparencyLog
 	// Both transports count their answers in one tally for /metrics.
 	tally := &httpapi.Tally{}
 	hcfg := httpapi.Config{
 		Tally:          tally,
-		Routes:         live,
+		Routes:         tsa.Live,
 		MaxBody:        cfg.Server.MaxBody,
 		RequestTimeout: cfg.Server.RequestTimeout.D(),
 		Log:            log,
 		StoreHead:      store.Head,
 	}
-	if mon != nil {
-		hcfg.Clock = mon.Gate().Current
+	if tsa.Gate != nil {
+		hcfg.Clock = tsa.Gate.Current
 	}
-	if hcfg.API, err = queryAPI(cfg.Server.API, proj, store); err != nil {
+	if hcfg.API, err = queryAPI(cfg.Server.API, tsa.Projections, store); err != nil {
 		return err
 	}
 	hcfg.Projections = func() []httpapi.ProjectionStatus {
 		var out []httpapi.ProjectionStatus
-		for _, p := range proj.Status() {
+		for _, p := range tsa.Projections.Status() {
 			out = append(out, httpapi.ProjectionStatus{Name: p.Name, Checkpoint: p.Checkpoint, LagEvents: p.LagEvents,
 				LagP99: p.LagP99, LagMax: p.LagMax, Failed: p.Failed})
 		}
@@ -165,7 +106,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if err != nil {
 		return err
 	}
-	tcp, err := startTCP(live, cfg.Server, tally, log)
+	tcp, err := startTCP(tsa.Live, cfg.Server, tally, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -186,6 +127,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 	if kf.dev {
 		fmt.Println("Chronolog tsad — DEVELOPMENT mode: the CA below is a development CA, not for production.")
 	}
+	gen := tsa.Live.Current()
 	firstPath, signing := gen.First()
 	fmt.Printf("endpoint: %s%s\n", base, firstPath)
 	fmt.Printf("configuration: %s\n", app.SourceOf(cfg))
@@ -203,7 +145,11 @@ func serve(f *serverFlags, kf keyFiles) error {
 	}
 	fmt.Printf("data: %s\n", f.data)
 	fmt.Printf("signing: %s\n", signing)
-	fmt.Println(clockLine)
+	if tsa.Clock == "" {
+		fmt.Println("clock: UNVERIFIED — not sampled, tokens declare no accuracy (set server.clock.sources, or --clock)")
+	} else {
+		fmt.Println(tsa.Clock)
+	}
 	if tlog != nil {
 		where := "verifier key " + tlog.KeyFile
 		if tlog.HSM != nil {
@@ -217,7 +163,7 @@ func serve(f *serverFlags, kf keyFiles) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	r := app.Reloader{Live: live, Wiring: w, Keys: store}
+	r := tsa.Reloader()
 	for {
 		select {
 		case err := <-served:
@@ -276,4 +222,20 @@ func loadConfig(f *serverFlags, kf keyFiles) (*config.File, error) {
 		return nil, fmt.Errorf("configuration %s: %w", f.config, err)
 	}
 	return cfg, nil
+}
+
+// queryAPI is the read side's HTTP API over the live read stores, for the
+// bearer tokens the configuration admits (none: every call is 401).
+func queryAPI(c *config.API, proj *app.Projections, events queryapi.StreamReader) (http.Handler, error) {
+	var tokens []queryapi.Token
+	if c != nil {
+		for _, t := range c.Tokens {
+			tokens = append(tokens, queryapi.Token{Name: t.Name, SHA256: t.SHA256, Roles: t.Roles})
+		}
+	}
+	src := queryapi.Sources{
+		Archive: proj.DB("archive"), Billing: proj.DB("billing"), Clock: proj.DB("clock"), Renewal: proj.DB("renewal-due"),
+		Events: events, Status: proj.Status,
+	}
+	return queryapi.New(tokens, queryapi.Routes(src))
 }
