@@ -450,6 +450,11 @@ func (w *Writer) retry(ctx context.Context, what string, f func() error) error {
 		if errors.Is(err, ErrConflict) {
 			return err
 		}
+		if ctx.Err() != nil {
+			// Stopping, not failing: the step is taken again at the
+			// next start.
+			return ctx.Err()
+		}
 		if !failing {
 			w.p.Logger.Error("transparency log writer cannot "+what+"; retrying", "err", err)
 			failing = true

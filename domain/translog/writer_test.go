@@ -577,3 +577,52 @@ func TestWriterLagLeavesOutSegmentsOfBookkeepingAlone(t *testing.T) {
 		t.Errorf("%d checkpointed segments gave %d lag samples, max %s; want 1 sample of 1s", st.CheckpointSize, st.LagSamples, st.LagMax)
 	}
 }
+
+// errorCount counts what the writer logs as an error.
+type errorCount struct {
+	mu     sync.Mutex
+	errors []string
+}
+
+func (*errorCount) Info(string, ...any) {}
+func (c *errorCount) Error(msg string, _ ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errors = append(c.errors, msg)
+}
+
+// A step cut short because the writer is stopping is no failure: the
+// step is taken again at the next start, and an error in the server's
+// log at every shutdown would teach operators to ignore the real ones.
+func TestWriterStoppingLogsNoError(t *testing.T) {
+	signer, _ := keys(t, origin)
+	logged := &errorCount{}
+	tick := make(chan time.Time)
+	close(tick) // every retry may go at once
+	w, err := NewWriter(WriterConfig{Backend: "tessera", MaxEvents: 5, Node: "n1"},
+		WriterPorts{Store: newFakeStore(), Log: &fakeLog{signer: signer}, IDs: &seqIDs{}, Clock: fixedClock{}, Tick: tick, Logger: logged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = w.retry(ctx, "record a sealed segment", func() error {
+		return fmt.Errorf("append: %w", ctx.Err())
+	})
+	if !errors.Is(err, context.Canceled) || len(logged.errors) != 0 {
+		t.Fatalf("stopping: returned %v, logged %q", err, logged.errors)
+	}
+
+	// A real failure is still logged, once, while the writer retries.
+	ctx, cancel = context.WithCancel(context.Background())
+	tries := 0
+	err = w.retry(ctx, "record a sealed segment", func() error {
+		if tries++; tries == 3 {
+			cancel()
+		}
+		return errors.New("disk full")
+	})
+	if !errors.Is(err, context.Canceled) || len(logged.errors) != 1 {
+		t.Fatalf("failing: returned %v, logged %q", err, logged.errors)
+	}
+}
